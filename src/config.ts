@@ -1,0 +1,228 @@
+/**
+ * The only reader of environment variables. `loadConfig(env)` is pure: it takes the
+ * environment as an argument, validates every variable, reports *all* problems at once
+ * (each naming its variable) and returns a frozen config. Call it once at start.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** S3 limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
+export const S3_MIN_PART_BYTES = 5 * MiB;
+export const S3_MAX_PART_BYTES = 5 * GiB;
+export const S3_MAX_PARTS = 10_000;
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type ChecksumCalculation = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+
+export interface Config {
+  /** `PORT`: Node server port. Default 3000. */
+  readonly port: number;
+  /** `HOST`: Node server listen address. Default `127.0.0.1` (set `0.0.0.0` in a container). */
+  readonly host: string;
+  /** `LOG_LEVEL`: debug | info | warn | error | silent. Default `info`. */
+  readonly logLevel: LogLevel;
+  /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
+  readonly keyPrefix: string;
+  readonly limits: {
+    /** `UPLOAD_MAX_FILE_BYTES`: largest file, bytes. Default 5 GiB. */
+    readonly maxFileBytes: number;
+    /** `UPLOAD_MAX_FILES`: most files per request. Default 10. */
+    readonly maxFiles: number;
+    /** `UPLOAD_MAX_FIELDS`: most text fields per request. Default 100. */
+    readonly maxFields: number;
+    /** `UPLOAD_MAX_FIELD_BYTES`: largest text field value, bytes. Default 64 KiB. */
+    readonly maxFieldBytes: number;
+    /** `UPLOAD_MAX_TOTAL_BYTES`: largest request body, bytes. Default 10 GiB. */
+    readonly maxTotalBytes: number;
+  };
+  readonly s3: {
+    /**
+     * True when neither `S3_ENDPOINT` nor `UPLOAD_BUCKET` is set: the Node server then starts
+     * an embedded S3 (s3rver) for local use.
+     */
+    readonly embedded: boolean;
+    /** `UPLOAD_BUCKET`: target bucket. Default `uploads` (embedded S3 only). */
+    readonly bucket: string;
+    /** `S3_ENDPOINT`: custom S3 endpoint URL (radosgw, MinIO, s3rver). Default: AWS. */
+    readonly endpoint: string | undefined;
+    /** `S3_FORCE_PATH_STYLE`: path-style URLs. Default true with a custom endpoint, else false. */
+    readonly forcePathStyle: boolean;
+    /** `AWS_REGION`: default `us-east-1`. */
+    readonly region: string;
+    /**
+     * `AWS_REQUEST_CHECKSUM_CALCULATION` (the SDK's own variable): default `WHEN_REQUIRED`
+     * with a custom endpoint (s3rver stores aws-chunked framing, radosgw rejects it with
+     * 411), else `WHEN_SUPPORTED`.
+     */
+    readonly checksumCalculation: ChecksumCalculation;
+    /** `S3_PART_BYTES`: multipart part size, bytes, 5 MiB..5 GiB. Default 8 MiB. */
+    readonly partBytes: number;
+    /** `S3_QUEUE_SIZE`: parts uploaded in parallel per file, 1..64. Default 4. */
+    readonly queueSize: number;
+  };
+  readonly lambda: {
+    /**
+     * `UPLOAD_LAMBDA_MAX_BODY_BYTES`: largest decoded body the function takes, bytes.
+     * Default 6,291,456 (Lambda's 6 MB synchronous payload; base64 leaves ~4.4 MB of file).
+     */
+    readonly maxBodyBytes: number;
+    /** `UPLOAD_DEADLINE_MARGIN_MS`: time kept back from Lambda's timeout to abort cleanly. Default 3000. */
+    readonly deadlineMarginMs: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: KiB,
+  mib: MiB,
+  gib: GiB,
+  tib: 1024 * GiB,
+};
+
+/** Parses `8388608`, `8MiB`, `8 MiB`, `5GB`, `1.5GiB` to bytes; undefined when not a size. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = UNITS[m[2]!.toLowerCase()];
+  if (unit === undefined) return undefined;
+  const value = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+export interface LoadOptions {
+  /** Fail when `UPLOAD_BUCKET` is missing (the Lambda function has no embedded S3). */
+  requireBucket?: boolean;
+}
+
+export function loadConfig(env: Env, options: LoadOptions = {}): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      problems.push(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
+      return def;
+    }
+    const n = Number(raw);
+    if (n < min || n > max) problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+
+  const bytes = (name: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = read(name);
+    if (raw === undefined) return def;
+    const n = parseBytes(raw);
+    if (n === undefined) {
+      problems.push(`${name} must be a byte size such as 8388608 or 8MiB, got ${JSON.stringify(raw)}`);
+      return def;
+    }
+    if (n < min || n > max) problems.push(`${name} must be between ${min} and ${max} bytes, got ${n}`);
+    return n;
+  };
+
+  const bool = (name: string, def: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return def;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+    return def;
+  };
+
+  const oneOf = <T extends string>(name: string, def: T, allowed: readonly T[]): T => {
+    const raw = read(name);
+    if (raw === undefined) return def;
+    const match = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+    if (match === undefined) problems.push(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+    return match ?? def;
+  };
+
+  const endpoint = read('S3_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/i.test(endpoint)) {
+    problems.push(`S3_ENDPOINT must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  }
+  const bucketVar = read('UPLOAD_BUCKET');
+  if (bucketVar !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucketVar)) {
+    problems.push(`UPLOAD_BUCKET must be a valid S3 bucket name, got ${JSON.stringify(bucketVar)}`);
+  }
+  if (options.requireBucket && bucketVar === undefined) problems.push('UPLOAD_BUCKET is required');
+  if (endpoint !== undefined && bucketVar === undefined && !options.requireBucket) {
+    problems.push('UPLOAD_BUCKET is required when S3_ENDPOINT is set');
+  }
+  const embedded = endpoint === undefined && bucketVar === undefined && !options.requireBucket;
+
+  const keyPrefix = env['UPLOAD_KEY_PREFIX'] ?? 'uploads/';
+  if (keyPrefix.startsWith('/') || keyPrefix.includes('..') || /[\u0000-\u001f\u007f]/.test(keyPrefix)) {
+    problems.push(`UPLOAD_KEY_PREFIX must not start with "/" or hold ".." or control characters, got ${JSON.stringify(keyPrefix)}`);
+  }
+
+  const maxFileBytes = bytes('UPLOAD_MAX_FILE_BYTES', 5 * GiB, 1);
+  const partBytes = bytes('S3_PART_BYTES', 8 * MiB, S3_MIN_PART_BYTES, S3_MAX_PART_BYTES);
+  if (partBytes * S3_MAX_PARTS < maxFileBytes) {
+    problems.push(
+      `S3_PART_BYTES (${partBytes}) x ${S3_MAX_PARTS} parts cannot hold UPLOAD_MAX_FILE_BYTES (${maxFileBytes}): raise S3_PART_BYTES to at least ${Math.ceil(maxFileBytes / S3_MAX_PARTS)}`,
+    );
+  }
+
+  const config: Config = {
+    port: int('PORT', 3000, 0, 65535),
+    host: read('HOST') ?? '127.0.0.1',
+    logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
+    keyPrefix,
+    limits: {
+      maxFileBytes,
+      maxFiles: int('UPLOAD_MAX_FILES', 10, 1, 10_000),
+      maxFields: int('UPLOAD_MAX_FIELDS', 100, 0, 10_000),
+      maxFieldBytes: bytes('UPLOAD_MAX_FIELD_BYTES', 64 * KiB, 1, 16 * MiB),
+      maxTotalBytes: bytes('UPLOAD_MAX_TOTAL_BYTES', 10 * GiB, 1),
+    },
+    s3: {
+      embedded,
+      bucket: bucketVar ?? 'uploads',
+      endpoint,
+      forcePathStyle: bool('S3_FORCE_PATH_STYLE', endpoint !== undefined),
+      region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION') ?? 'us-east-1',
+      checksumCalculation: oneOf<ChecksumCalculation>(
+        'AWS_REQUEST_CHECKSUM_CALCULATION',
+        endpoint !== undefined || embedded ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+        ['WHEN_SUPPORTED', 'WHEN_REQUIRED'],
+      ),
+      partBytes,
+      queueSize: int('S3_QUEUE_SIZE', 4, 1, 64),
+    },
+    lambda: {
+      maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),
+      deadlineMarginMs: int('UPLOAD_DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+    },
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(obj: T): T {
+  for (const value of Object.values(obj)) if (value && typeof value === 'object') deepFreeze(value as object);
+  return Object.freeze(obj);
+}

@@ -1,0 +1,76 @@
+/**
+ * S3 user metadata for a stored file. S3 caps user metadata at 2 KB, "the sum of the number
+ * of bytes in the UTF-8 encoding of each key and value"
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html), and sends it as
+ * HTTP headers, so every value here is percent-encoded UTF-8 (read it back with
+ * `decodeURIComponent`) and every key is a lowercase header token.
+ */
+
+/** S3's user-metadata budget, bytes. */
+export const METADATA_BUDGET_BYTES = 2048;
+/** Metadata key holding the original file name. */
+export const FILENAME_METADATA_KEY = 'original-filename';
+/** The original name is cut to this many encoded bytes so fields still have room. */
+const MAX_FILENAME_BYTES = 1024;
+
+export interface FileMetadata {
+  metadata: Record<string, string>;
+  /** Field names left out because they did not fit the budget or clash with a reserved key. */
+  omitted: string[];
+}
+
+/** Lowercase header-token form of a field name (`My Field` -> `my-field`); may be empty. */
+export function metadataKey(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+}
+
+/** Percent-encodes a value, cut at a code-point boundary so it never exceeds `maxBytes`. */
+export function encodeMetadataValue(value: string, maxBytes = Infinity): string {
+  let out = '';
+  for (const ch of value) {
+    const enc = encodeURIComponent(ch);
+    if (out.length + enc.length > maxBytes) break;
+    out += enc;
+  }
+  return out;
+}
+
+/**
+ * Builds the metadata of one file: its original name first, then the text fields that came
+ * before it in the form, in order, while they fit.
+ */
+export function buildFileMetadata(
+  filename: string,
+  fields: ReadonlyArray<readonly [string, string]>,
+): FileMetadata {
+  const metadata: Record<string, string> = {};
+  const omitted: string[] = [];
+  const encodedName = encodeMetadataValue(filename, MAX_FILENAME_BYTES);
+  metadata[FILENAME_METADATA_KEY] = encodedName;
+  let used = FILENAME_METADATA_KEY.length + encodedName.length;
+  for (const [name, value] of fields) {
+    const key = metadataKey(name);
+    const encoded = encodeMetadataValue(value);
+    const cost = key.length + encoded.length;
+    if (!key || key in metadata || used + cost > METADATA_BUDGET_BYTES) {
+      omitted.push(name);
+      continue;
+    }
+    metadata[key] = encoded;
+    used += cost;
+  }
+  return { metadata, omitted };
+}
+
+/**
+ * Content-Disposition for the stored object: an ASCII fallback name plus the exact name as
+ * RFC 5987 `filename*` (RFC 6266 section 4.3), so downloads keep the original name.
+ */
+export function contentDisposition(filename: string, asciiFallback: string): string {
+  const fallback = asciiFallback.replace(/["\\]/g, '') || 'file';
+  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+}

@@ -1,0 +1,107 @@
+/**
+ * The one seam to busboy: builds the parser from request headers and turns everything busboy
+ * reports (errors, limit events) into UploadErrors. Nothing else in the service imports
+ * busboy or looks at its messages.
+ */
+import busboy, { type Busboy } from 'busboy';
+import { UploadError } from './errors.ts';
+
+/** Limits enforced while parsing one request. */
+export interface ParseLimits {
+  /** Largest file part, bytes. */
+  maxFileBytes: number;
+  /** Most file parts per request. */
+  maxFiles: number;
+  /** Most text fields per request. */
+  maxFields: number;
+  /** Largest text field value, bytes. */
+  maxFieldBytes: number;
+}
+
+export type IncomingHeaders = Record<string, string | string[] | undefined>;
+
+/** Lowercased `type/subtype` of a Content-Type header, or '' when absent. */
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+function headerValue(headers: IncomingHeaders, name: string): string | undefined {
+  const value = headers[name] ?? headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Lowercases header names so adapters may pass headers as they come (Lambda keeps case). */
+export function normalizeHeaders(headers: IncomingHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+/**
+ * Creates a busboy multipart parser, or throws UNSUPPORTED_MEDIA_TYPE. busboy itself would
+ * also take `application/x-www-form-urlencoded`; this service only takes multipart.
+ */
+export function createMultipartParser(headers: IncomingHeaders, limits: ParseLimits): Busboy {
+  const contentType = headerValue(headers, 'content-type');
+  if (mediaType(contentType) !== 'multipart/form-data') {
+    throw new UploadError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Expected Content-Type multipart/form-data, got ${contentType ? JSON.stringify(mediaType(contentType)) : 'none'}`,
+    );
+  }
+  try {
+    return busboy({
+      headers: { ...normalizeHeaders(headers), 'content-type': contentType! },
+      // RFC 7578 section 4.2: names are UTF-8 unless said otherwise; `filename*` (RFC 5987)
+      // is decoded by busboy with its declared charset.
+      defParamCharset: 'utf8',
+      preservePath: false,
+      limits: {
+        // busboy emits 'limit' when a file *reaches* the limit, not when it passes it, so a
+        // file of exactly maxFileBytes would be refused: give it one byte of room.
+        fileSize: limits.maxFileBytes + 1,
+        files: limits.maxFiles,
+        fields: limits.maxFields,
+        // Same "reaches" rule for field values: +1 so a value of exactly the limit passes.
+        fieldSize: limits.maxFieldBytes + 1,
+      },
+    });
+  } catch (err) {
+    // busboy's constructor only throws for a content type it cannot use (no boundary).
+    throw new UploadError('UNSUPPORTED_MEDIA_TYPE', 'multipart/form-data needs a boundary parameter', {
+      cause: err,
+    });
+  }
+}
+
+/** Any parse error busboy reports (on the parser or on a file stream) means a bad body. */
+export function malformedMultipart(cause: unknown): UploadError {
+  return new UploadError('MALFORMED_MULTIPART', 'The multipart body could not be parsed', { cause });
+}
+
+export function fileTooLarge(filename: string, maxFileBytes: number): UploadError {
+  return new UploadError('FILE_TOO_LARGE', `File ${JSON.stringify(filename)} is larger than ${maxFileBytes} bytes`);
+}
+
+export function tooManyFiles(maxFiles: number): UploadError {
+  return new UploadError('TOO_MANY_FILES', `At most ${maxFiles} files per request`);
+}
+
+export function tooManyFields(maxFields: number): UploadError {
+  return new UploadError('TOO_MANY_FIELDS', `At most ${maxFields} text fields per request`);
+}
+
+export function fieldTooLarge(name: string, maxFieldBytes: number): UploadError {
+  return new UploadError('FIELD_TOO_LARGE', `Field ${JSON.stringify(name)} is larger than ${maxFieldBytes} bytes`);
+}
+
+export function payloadTooLarge(maxTotalBytes: number): UploadError {
+  return new UploadError('PAYLOAD_TOO_LARGE', `Request body is larger than ${maxTotalBytes} bytes`);
+}
+
+export function unnamedPart(): UploadError {
+  return new UploadError('MALFORMED_MULTIPART', 'Every part needs a name in its Content-Disposition (RFC 7578 section 4.2)');
+}

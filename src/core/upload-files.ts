@@ -1,0 +1,296 @@
+/**
+ * The transport-free upload pipeline: multipart body in, typed events out. It knows no
+ * Lambda, no node:http and no AWS SDK; adapters feed it `{ headers, body, signal }` and
+ * render its events, storage is an {@link ObjectSink}.
+ *
+ * Promise to callers (ARCHITECTURE.md "Failure semantics"): a request either stores every
+ * file completely, or ends with an `error` event after every upload it started was aborted
+ * and every file it had stored was deleted (the error names any that could not be).
+ */
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Fields, StoredFile, UploadEvent } from '../protocol.ts';
+import { errorPayload, toUploadError, UploadError } from './errors.ts';
+import { EventChannel } from './event-channel.ts';
+import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
+import { buildFileMetadata, contentDisposition } from './metadata.ts';
+import {
+  createMultipartParser,
+  fieldTooLarge,
+  fileTooLarge,
+  malformedMultipart,
+  payloadTooLarge,
+  tooManyFields,
+  tooManyFiles,
+  unnamedPart,
+  type IncomingHeaders,
+  type ParseLimits,
+} from './multipart.ts';
+import type { ObjectSink } from './sink.ts';
+
+export interface UploadRequest {
+  /** Request headers; names in any case. Only Content-Type is read here. */
+  headers: IncomingHeaders;
+  /** The raw request body. It is read, never destroyed: adapters own the socket. */
+  body: Readable;
+  /** Aborts the request: client disconnect, deadline. Its reason becomes the error. */
+  signal?: AbortSignal;
+}
+
+export interface UploadLimits extends ParseLimits {
+  /** Largest request body, bytes (multipart framing included). */
+  maxTotalBytes: number;
+}
+
+/** Minimal logging port (the service's structured logger satisfies it). */
+export interface CoreLogger {
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface UploadDeps {
+  sink: ObjectSink;
+  limits: UploadLimits;
+  /** Prepended to every key, e.g. `uploads/`. */
+  keyPrefix: string;
+  /** Object id generator; default a random UUID. */
+  newId?: () => string;
+  /** A `file-progress` event at most every this many bytes of a file. Default 1 MiB. */
+  progressEveryBytes?: number;
+  logger?: CoreLogger;
+}
+
+const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
+/** Cut for the name in Content-Disposition, characters; keeps S3's 8 KB header budget. */
+const MAX_DISPOSITION_NAME = 512;
+
+/**
+ * Parses a multipart request and streams each file part into the sink. Yields
+ * `file-started`, `file-progress`, `file-stored`, then exactly one terminal `done` or
+ * `error`. Never throws. Breaking out of the loop early aborts the request and still waits
+ * for every abort and delete to finish.
+ */
+export async function* uploadFiles(req: UploadRequest, deps: UploadDeps): AsyncGenerator<UploadEvent, void, undefined> {
+  const channel = new EventChannel<UploadEvent>(
+    (queued, next) => queued.type === 'file-progress' && next.type === 'file-progress' && queued.key === next.key,
+  );
+  const controller = new AbortController();
+  const run = runPipeline(req, deps, controller, (event) => channel.push(event)).then(
+    (terminal) => channel.push(terminal),
+    (err: unknown) => channel.push({ type: 'error', ...errorPayload(toUploadError(err)) }),
+  );
+  void run.finally(() => channel.close());
+  try {
+    yield* channel;
+  } finally {
+    if (!controller.signal.aborted) {
+      controller.abort(new UploadError('CLIENT_CLOSED_REQUEST', 'The consumer stopped reading'));
+    }
+    await run;
+  }
+}
+
+/** Runs one request to its end; resolves with the terminal event. */
+async function runPipeline(
+  req: UploadRequest,
+  deps: UploadDeps,
+  controller: AbortController,
+  emit: (event: UploadEvent) => void,
+): Promise<UploadEvent> {
+  const { sink, limits, keyPrefix } = deps;
+  const newId = deps.newId ?? newObjectId;
+  const progressEvery = deps.progressEveryBytes ?? DEFAULT_PROGRESS_BYTES;
+  const signal = controller.signal;
+
+  /** First failure wins; everything after it is cleanup. */
+  let failure: UploadError | undefined;
+  let rejectFailed!: (err: UploadError) => void;
+  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
+  failed.catch(() => {});
+  const fail = (err: unknown): void => {
+    if (failure) return;
+    failure = toUploadError(err);
+    controller.abort(failure);
+    rejectFailed(failure);
+  };
+
+  const onOuterAbort = (): void => {
+    const reason: unknown = req.signal?.reason;
+    fail(reason instanceof UploadError ? reason : new UploadError('CLIENT_CLOSED_REQUEST', 'Request aborted', { cause: reason }));
+  };
+  if (req.signal?.aborted) onOuterAbort();
+  req.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const fieldList: Array<[string, string]> = [];
+  /** Stored files by part order, so `files[]` follows the form whatever finishes first. */
+  const stored: Array<StoredFile | undefined> = [];
+  const inFlight: Array<Promise<void>> = [];
+  const fileBodies = new Set<Readable>();
+  let totalBytes = 0;
+
+  try {
+    const parser = createMultipartParser(req.headers, limits);
+    if (failure) throw failure;
+
+    // Counts the raw body against maxTotalBytes before busboy sees a byte.
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+        totalBytes += chunk.length;
+        if (totalBytes > limits.maxTotalBytes) done(payloadTooLarge(limits.maxTotalBytes));
+        else done(null, chunk);
+      },
+    });
+    meter.on('error', fail);
+    req.body.on('error', (err: unknown) =>
+      fail(new UploadError('CLIENT_CLOSED_REQUEST', 'The request body failed before it ended', { cause: err })),
+    );
+
+    parser.on('field', (name: string | undefined, value: string, info: { nameTruncated: boolean; valueTruncated: boolean }) => {
+      if (failure) return;
+      if (name === undefined) return fail(unnamedPart());
+      if (info.valueTruncated || info.nameTruncated) return fail(fieldTooLarge(name, limits.maxFieldBytes));
+      fieldList.push([name, value]);
+    });
+    parser.on('filesLimit', () => fail(tooManyFiles(limits.maxFiles)));
+    parser.on('fieldsLimit', () => fail(tooManyFields(limits.maxFields)));
+    parser.on('file', (name: string | undefined, stream: Readable, info: { filename?: string; mimeType: string }) => {
+      if (failure) {
+        stream.resume();
+        return;
+      }
+      if (name === undefined) {
+        stream.resume();
+        return fail(unnamedPart());
+      }
+      const index = stored.length;
+      stored.push(undefined);
+      inFlight.push(
+        storeFile(name, stream, info.filename ?? '', info.mimeType).then((file) => {
+          stored[index] = file;
+        }, fail),
+      );
+    });
+
+    const parsed = new Promise<void>((resolve) => {
+      parser.on('error', (err: unknown) => {
+        fail(malformedMultipart(err));
+        resolve();
+      });
+      parser.on('close', resolve);
+    });
+
+    req.body.pipe(meter).pipe(parser);
+    try {
+      await Promise.race([parsed, failed]);
+      await Promise.race([Promise.all(inFlight), failed]);
+      if (!failure && stored.length === 0) fail(new UploadError('NO_FILES', 'The request contains no file part'));
+    } finally {
+      // Stop reading the body whatever happened; the adapter decides what to do with the
+      // rest of it (drain or close the connection). The body itself is never destroyed here.
+      req.body.unpipe(meter);
+      if (failure) {
+        meter.unpipe(parser);
+        for (const body of fileBodies) body.destroy(failure);
+      }
+    }
+    // Every upload has settled (stored, or aborted and awaited) before we answer.
+    await Promise.allSettled(inFlight);
+    if (failure) throw failure;
+
+    const files = stored.filter((f): f is StoredFile => f !== undefined);
+    return { type: 'done', files, fields: collectFields(fieldList) };
+  } catch (err) {
+    const error = toUploadError(err);
+    await Promise.allSettled(inFlight);
+    await deleteStored(error);
+    return { type: 'error', ...errorPayload(error) };
+  } finally {
+    req.signal?.removeEventListener('abort', onOuterAbort);
+  }
+
+  /** Streams one file part into the sink; resolves with the stored file. */
+  async function storeFile(field: string, part: Readable, filename: string, contentType: string): Promise<StoredFile> {
+    const key = buildKey(keyPrefix, newId(), filename);
+    const safeName = sanitizeFilename(filename);
+    const { metadata, omitted } = buildFileMetadata(filename, fieldList);
+    emit({ type: 'file-started', field, filename, key, contentType });
+
+    let size = 0;
+    let reported = 0;
+    const body = new Transform({
+      transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+        size += chunk.length;
+        if (size - reported >= progressEvery) {
+          reported = size;
+          emit({ type: 'file-progress', field, key, bytes: size });
+        }
+        done(null, chunk);
+      },
+    });
+    fileBodies.add(body);
+    // A truncated part must never be completed: destroying the body before its end makes
+    // the sink fail and abort instead of finishing the object.
+    part.on('limit', () => {
+      const err = fileTooLarge(filename, limits.maxFileBytes);
+      fail(err);
+      body.destroy(err);
+    });
+    part.on('error', (err: unknown) => {
+      const error = malformedMultipart(err);
+      fail(error);
+      body.destroy(error);
+    });
+    part.pipe(body);
+    try {
+      const out = await sink.put({
+        key,
+        body,
+        contentType,
+        contentDisposition: contentDisposition(filename.slice(0, MAX_DISPOSITION_NAME), safeName),
+        metadata,
+        signal,
+      });
+      const file: StoredFile = { field, filename, key, size, contentType, etag: out.etag, bucket: sink.bucket };
+      if (out.versionId) file.versionId = out.versionId;
+      if (omitted.length) file.metadataOmitted = omitted;
+      emit({ type: 'file-stored', ...file });
+      return file;
+    } finally {
+      fileBodies.delete(body);
+      // Whatever the sink did, the part must be consumed so busboy can finish.
+      part.unpipe(body);
+      part.resume();
+    }
+  }
+
+  /** Undoes a failed request: deletes every file it stored, records what could not be. */
+  async function deleteStored(error: UploadError): Promise<void> {
+    const files = stored.filter((f): f is StoredFile => f !== undefined);
+    if (files.length === 0) return;
+    const results = await Promise.allSettled(files.map((f) => sink.delete(f.key, f.versionId)));
+    error.deleted = [];
+    error.notDeleted = [];
+    results.forEach((result, i) => {
+      const key = files[i]!.key;
+      if (result.status === 'fulfilled') error.deleted!.push(key);
+      else {
+        error.notDeleted!.push(key);
+        deps.logger?.error('could not delete a file of a failed request', { key, err: result.reason });
+      }
+    });
+    const n = error.deleted.length;
+    if (n) error.message += `; ${n} file${n === 1 ? '' : 's'} this request had stored ${n === 1 ? 'was' : 'were'} deleted`;
+    if (error.notDeleted.length) error.message += `; could not delete: ${error.notDeleted.join(', ')}`;
+  }
+}
+
+/** Text fields as an object; a name sent more than once collects its values in order. */
+function collectFields(list: ReadonlyArray<readonly [string, string]>): Fields {
+  const fields: Fields = Object.create(null) as Fields;
+  for (const [name, value] of list) {
+    const prev = fields[name];
+    if (prev === undefined) fields[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else fields[name] = [prev, value];
+  }
+  return { ...fields };
+}

@@ -1,0 +1,123 @@
+/**
+ * The Node HTTP server: `npm start`. Uses the S3 named by S3_ENDPOINT / UPLOAD_BUCKET, or
+ * starts an embedded S3 (s3rver, data under .data/) when none is configured.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { createRequestListener } from './adapters/node-http.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { startEmbeddedS3, EMBEDDED_CREDENTIALS, type EmbeddedS3 } from './embedded-s3.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
+import { createS3Sink } from './storage/s3-sink.ts';
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Where the embedded S3 keeps its data. Default `<cwd>/.data/s3`. */
+  dataDir?: string;
+  /** Overrides for the S3 client (tests pass static credentials). */
+  s3?: S3ClientOptions;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:3000`. */
+  url: string;
+  server: Server;
+  /** The S3 endpoint in use (the embedded one when started). */
+  s3Endpoint: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Timeouts of node:http, chosen for long uploads: no limit on a whole request (a 5 GiB file
+ * on a slow link takes long), but headers must arrive within 30 s and a socket that sends
+ * nothing for 120 s is closed, so slow or stalled clients cannot hold uploads open.
+ */
+const HEADERS_TIMEOUT_MS = 30_000;
+const IDLE_TIMEOUT_MS = 120_000;
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger(config.logLevel, { service: 's3-stream-upload' });
+  let embedded: EmbeddedS3 | undefined;
+  if (config.s3.embedded) {
+    embedded = await startEmbeddedS3({
+      directory: options.dataDir ?? resolve('.data/s3'),
+      bucket: config.s3.bucket,
+    });
+  }
+  const clientOptions: S3ClientOptions = { ...options.s3 };
+  if (embedded) {
+    clientOptions.endpoint = embedded.endpoint;
+    clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
+  }
+  const client = createS3Client(config.s3, clientOptions);
+  const sink = createS3Sink({
+    client,
+    bucket: config.s3.bucket,
+    partBytes: config.s3.partBytes,
+    queueSize: config.s3.queueSize,
+    logger,
+  });
+  const server = createServer(
+    { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5_000 },
+    createRequestListener({ upload: { sink, limits: config.limits, keyPrefix: config.keyPrefix }, logger }),
+  );
+  server.setTimeout(IDLE_TIMEOUT_MS);
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(config.port, config.host, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    server,
+    s3Endpoint: embedded?.endpoint ?? config.s3.endpoint,
+    async close() {
+      server.closeIdleConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      client.destroy();
+      await embedded?.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const running = await startServer(config);
+  const where = config.s3.embedded
+    ? `embedded S3 at ${running.s3Endpoint} (bucket "${config.s3.bucket}", data in .data/s3)`
+    : `bucket "${config.s3.bucket}"${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}`;
+  process.stdout.write(
+    `s3-stream-upload listening on ${running.url} -> ${where}\n` +
+      `Try: curl -F "note=hello" -F "file=@package.json" ${running.url}/uploads\n`,
+  );
+  const stop = (): void => {
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}

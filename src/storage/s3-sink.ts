@@ -1,0 +1,100 @@
+/**
+ * ObjectSink on S3 through lib-storage's `Upload`: one multipart upload per file, parts of
+ * `partBytes` sent `queueSize` at a time, so a file costs about partBytes x (queueSize + 1)
+ * of memory whatever its size. A body under one part goes as a single PutObject.
+ */
+import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { CoreLogger } from '../core/upload-files.ts';
+import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
+import { isNotFound, storageError } from './s3-errors.ts';
+
+export interface S3SinkOptions {
+  client: S3Client;
+  bucket: string;
+  /** Multipart part size, bytes (5 MiB..5 GiB). */
+  partBytes: number;
+  /** Parts in flight per file. */
+  queueSize: number;
+  logger?: CoreLogger;
+  /** Attempts for AbortMultipartUpload on top of the SDK's own retries. Default 3. */
+  abortAttempts?: number;
+}
+
+export function createS3Sink(options: S3SinkOptions): ObjectSink {
+  const { client, bucket, partBytes, queueSize, logger } = options;
+  const abortAttempts = options.abortAttempts ?? 3;
+
+  /**
+   * lib-storage is told to leave parts on error so that the abort is ours: awaited (the
+   * Lambda runtime does not wait for stray promises), retried, logged, and never allowed to
+   * replace the error that caused it (lib-storage would throw the abort's error instead).
+   */
+  async function abortMultipart(key: string, uploadId: string, cause: unknown): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        const last = attempt >= abortAttempts;
+        (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
+          key,
+          uploadId,
+          attempt,
+          err,
+          cause,
+        });
+        if (last) return;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  return {
+    bucket,
+
+    async put(input: PutObjectInput): Promise<PutObjectOutput> {
+      const { key, body, signal } = input;
+      const upload = new Upload({
+        client,
+        params: {
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: input.contentType,
+          ContentDisposition: input.contentDisposition,
+          Metadata: input.metadata,
+        },
+        partSize: partBytes,
+        queueSize,
+        leavePartsOnError: true,
+      });
+      // Stop by failing the body, not with upload.abort(): abort() makes done() reject at
+      // once while parts and the abort still run unawaited in the background.
+      const onAbort = (): void => {
+        if (!body.readableEnded) body.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      };
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const out = await upload.done();
+        return { etag: out.ETag ?? '', ...(out.VersionId ? { versionId: out.VersionId } : {}) };
+      } catch (err) {
+        if (upload.uploadId) await abortMultipart(key, upload.uploadId, err);
+        throw storageError(err, 'store the file');
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    },
+
+    async delete(key: string, versionId?: string): Promise<void> {
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }));
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw storageError(err, 'delete the file');
+      }
+    },
+  };
+}
