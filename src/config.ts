@@ -175,7 +175,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const embedded = endpoint === undefined && bucketVar === undefined && !options.requireBucket;
 
   const keyPrefix = env['UPLOAD_KEY_PREFIX'] ?? 'uploads/';
-  if (keyPrefix.startsWith('/') || keyPrefix.includes('..') || /[\u0000-\u001f\u007f]/.test(keyPrefix)) {
+  if (keyPrefix.startsWith('/') || keyPrefix.includes('..') || hasControlChars(keyPrefix)) {
     problems.push(`UPLOAD_KEY_PREFIX must not start with "/" or hold ".." or control characters, got ${JSON.stringify(keyPrefix)}`);
   }
 
@@ -220,6 +220,10 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+function hasControlChars(text: string): boolean {
+  return [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 }
 
 function deepFreeze<T extends object>(obj: T): T {

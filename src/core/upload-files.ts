@@ -119,6 +119,8 @@ async function runPipeline(
   };
   if (req.signal?.aborted) onOuterAbort();
   req.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  // The consumer of uploadFiles() stopping early aborts this controller directly.
+  signal.addEventListener('abort', () => fail(signal.reason), { once: true });
 
   const fieldList: Array<[string, string]> = [];
   /** Stored files by part order, so `files[]` follows the form whatever finishes first. */
@@ -134,9 +136,12 @@ async function runPipeline(
     // Counts the raw body against maxTotalBytes before busboy sees a byte.
     const meter = new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+        const room = limits.maxTotalBytes - totalBytes;
         totalBytes += chunk.length;
-        if (totalBytes > limits.maxTotalBytes) done(payloadTooLarge(limits.maxTotalBytes));
-        else done(null, chunk);
+        if (totalBytes <= limits.maxTotalBytes) return done(null, chunk);
+        // Parse up to the limit, then fail: the outcome does not depend on chunk sizes.
+        if (room > 0) this.push(chunk.subarray(0, room));
+        done(payloadTooLarge(limits.maxTotalBytes));
       },
     });
     meter.on('error', fail);

@@ -1,0 +1,36 @@
+// Flat config: typescript-eslint's recommended rules plus the module boundaries of
+// ARCHITECTURE.md ("dependencies point inward"), enforced on imports.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.serverless/', '.esbuild/', '.data/', '.ceph/', 'coverage/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // The core knows no Lambda, no node:http, no AWS SDK, no config.
+    files: ['src/core/**/*.ts'],
+    rules: restrict([
+      { group: ['@aws-sdk/*', 'node:http', 'node:https', 'aws-lambda'], message: 'src/core is transport- and storage-free.' },
+      { group: ['../adapters/*', '../storage/*', '../config.ts', '../server.ts'], message: 'src/core must not depend outward.' },
+    ]),
+  },
+  {
+    // The client depends on the wire contract only.
+    files: ['src/client/**/*.ts'],
+    rules: restrict([{ group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', 'busboy'], message: 'src/client may import src/protocol.ts only.' }]),
+  },
+  {
+    // Only src/config.ts reads the environment.
+    files: ['src/**/*.ts', 'functions/**/*.ts'],
+    ignores: ['src/config.ts', 'src/server.ts', 'src/client/cli.ts'],
+    rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through loadConfig(env).' }] },
+  },
+);

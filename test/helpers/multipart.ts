@@ -1,0 +1,145 @@
+/**
+ * Builds multipart/form-data bodies for tests: small ones as a Buffer (exact bytes, so
+ * tables can hold hand-made malformed bodies too) and large ones as a stream of generated
+ * data with its SHA-256 computed on the way.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+
+export const BOUNDARY = '----s3su-test-boundary-7MA4YWxkTrZu0gW';
+export const CONTENT_TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
+
+export type Part =
+  | { name: string; value: string }
+  | { name: string; filename: string; data: Buffer | string; contentType?: string; filenameStar?: string };
+
+function partHeader(part: Part): string {
+  if ('value' in part) return `Content-Disposition: form-data; name="${part.name}"\r\n\r\n`;
+  let disp = `form-data; name="${part.name}"; filename="${part.filename}"`;
+  if (part.filenameStar !== undefined) disp += `; filename*=${part.filenameStar}`;
+  return `Content-Disposition: ${disp}\r\nContent-Type: ${part.contentType ?? 'application/octet-stream'}\r\n\r\n`;
+}
+
+/** The whole body as one Buffer. */
+export function buildMultipart(parts: Part[], boundary = BOUNDARY): Buffer {
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    chunks.push(Buffer.from(`--${boundary}\r\n${partHeader(part)}`, 'utf8'));
+    chunks.push(Buffer.from('value' in part ? part.value : part.data));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return Buffer.concat(chunks);
+}
+
+/** Splits a buffer into chunks: whole, byte by byte, or random sizes (seeded). */
+export function* chunked(body: Buffer, mode: 'whole' | 'bytes' | { seed: number; max: number }): Generator<Buffer> {
+  if (mode === 'whole') {
+    yield body;
+    return;
+  }
+  if (mode === 'bytes') {
+    for (let i = 0; i < body.length; i++) yield body.subarray(i, i + 1);
+    return;
+  }
+  const rand = prng(mode.seed);
+  for (let i = 0; i < body.length; ) {
+    const n = 1 + Math.floor(rand() * mode.max);
+    yield body.subarray(i, i + n);
+    i += n;
+  }
+}
+
+/** Mulberry32: a tiny seeded PRNG, so failures replay. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Deterministic pseudo-random bytes (fast: a 64 KiB random block rotated per chunk). */
+export function* generatedBytes(size: number, seed: number, chunkSize = 64 * 1024): Generator<Buffer> {
+  const rand = prng(seed);
+  const block = Buffer.alloc(chunkSize);
+  for (let i = 0; i < chunkSize; i += 4) block.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
+  let sent = 0;
+  let round = 0;
+  while (sent < size) {
+    const n = Math.min(chunkSize, size - sent);
+    const chunk = Buffer.allocUnsafe(n);
+    // Different content per chunk (stamp the round number) so parts differ.
+    block.copy(chunk, 0, 0, n);
+    if (n >= 8) chunk.writeDoubleLE(round++, 0);
+    sent += n;
+    yield chunk;
+  }
+}
+
+export interface StreamedFile {
+  name: string;
+  filename: string;
+  size: number;
+  seed: number;
+  contentType?: string;
+}
+
+export interface StreamedBody {
+  stream: Readable;
+  /** Filled while the body streams: SHA-256 (hex) of each file, by index. */
+  sha256: string[];
+  /** Exact length of the body (for Content-Length). */
+  length: number;
+}
+
+/** A multipart body of generated files (plus text fields) that never sits in memory whole. */
+export function streamMultipart(files: StreamedFile[], fields: Array<{ name: string; value: string }> = []): StreamedBody {
+  const sha256: string[] = [];
+  const pieces: Array<{ head: Buffer; file?: StreamedFile; index?: number; value?: Buffer }> = [];
+  for (const f of fields) {
+    pieces.push({ head: Buffer.from(`--${BOUNDARY}\r\n${partHeader({ name: f.name, value: f.value })}`), value: Buffer.from(f.value) });
+  }
+  files.forEach((file, index) => {
+    pieces.push({
+      head: Buffer.from(`--${BOUNDARY}\r\n${partHeader({ name: file.name, filename: file.filename, data: '', contentType: file.contentType })}`),
+      file,
+      index,
+    });
+  });
+  const tail = Buffer.from(`--${BOUNDARY}--\r\n`);
+  let length = tail.length;
+  for (const p of pieces) length += p.head.length + (p.value?.length ?? p.file!.size) + 2;
+
+  async function* body(): AsyncGenerator<Buffer> {
+    for (const p of pieces) {
+      yield p.head;
+      if (p.value) yield p.value;
+      else {
+        const hash = createHash('sha256');
+        for (const chunk of generatedBytes(p.file!.size, p.file!.seed)) {
+          hash.update(chunk);
+          yield chunk;
+        }
+        sha256[p.index!] = hash.digest('hex');
+      }
+      yield Buffer.from('\r\n');
+    }
+    yield tail;
+  }
+  return { stream: Readable.from(body(), { objectMode: false }), sha256, length };
+}
+
+/** SHA-256 (hex) of generated bytes, without building them all at once. */
+export function sha256OfGenerated(size: number, seed: number): string {
+  const hash = createHash('sha256');
+  for (const chunk of generatedBytes(size, seed)) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
