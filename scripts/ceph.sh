@@ -40,7 +40,9 @@ ts() {
   local ms=$(((now - T0) / 1000))
   printf '[ceph.sh %4d.%01ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"
 }
+FAILURE=""
 die() {
+  FAILURE="$*"
   echo "ceph.sh: $*" >&2
   exit 1
 }
@@ -74,52 +76,55 @@ cmd_install() {
 
 rgw_answers() { curl -fsS -o /dev/null --max-time 2 "$ENDPOINT" 2>/dev/null; }
 
-# Pids from our pid files, only if that process is still a Ceph daemon (guards against pid reuse).
-our_pids() {
-  local f p
-  for f in "$D"/run/*.pid; do
-    [ -f "$f" ] || continue
-    p=$(cat "$f" 2>/dev/null || true)
-    [[ "$p" =~ ^[0-9]+$ ]] || continue
-    if kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE '(ceph-mon|ceph-osd|radosgw)'; then
-      echo "$p"
-    fi
-  done
+# Pid from one of our pid files, only if that process is still a Ceph daemon (guards against
+# pid reuse after a reboot or a crash).
+pid_of() {
+  local f=$1 p
+  [ -f "$f" ] || return 0
+  p=$(cat "$f" 2>/dev/null || true)
+  [[ "$p" =~ ^[0-9]+$ ]] || return 0
+  if alive "$p" && grep -qE '^(ceph-mon|ceph-osd|radosgw)' "/proc/$p/comm" 2>/dev/null; then
+    echo "$p"
+  fi
 }
 
 rgw_is_ours() {
-  local f=$D/run/client.rgw.a.pid p
-  [ -f "$f" ] && [ -f "$D/ready" ] || return 1
-  p=$(cat "$f")
-  kill -0 "$p" 2>/dev/null && grep -q radosgw "/proc/$p/comm" 2>/dev/null
+  [ -f "$D/ready" ] && [ -n "$(pid_of "$D/run/client.rgw.a.pid")" ]
 }
 
+# Daemons are reparented to pid 1; a zombie (pid 1 that does not reap, e.g. in some containers)
+# counts as gone.
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+wait_gone() { # pid, tenths of a second
+  local i
+  for ((i = 0; i < $2; i++)); do
+    alive "$1" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Ends only the daemons named in $CEPH_DIR/run/*.pid, and waits until they are gone.
+# SIGKILL, not SIGTERM: the data is deleted right after, so a clean shutdown buys nothing and costs
+# ~10 s (measured: radosgw waits ~5 s for its lifecycle threads, the OSD and the mon ~2 s each, and
+# a memstore OSD would first dump everything it holds in RAM to disk).
 stop_daemons() {
-  local pids p i alive
-  pids=$(our_pids)
-  [ -n "$pids" ] || return 0
-  # SIGTERM for a clean shutdown; the data is thrown away right after, so after 10 s use SIGKILL
-  # (a memstore OSD would otherwise spend time dumping its RAM contents to disk on umount).
-  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-  for i in $(seq 1 100); do
-    alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
+  local f p stopped=() pids=()
+  [ -d "$D/run" ] || return 0
+  for f in "$D"/run/*.pid; do
+    p=$(pid_of "$f")
+    [ -n "$p" ] || continue
+    kill -KILL "$p" 2>/dev/null || true
+    pids+=("$p")
+    stopped+=("$(basename "$f" .pid)=$p")
   done
-  for p in $pids; do
-    if kill -0 "$p" 2>/dev/null; then
-      echo "ceph.sh: pid $p ignored SIGTERM, sending SIGKILL" >&2
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-  done
-  for i in $(seq 1 50); do
-    alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  ts "stopped pids: $(echo $pids)"
+  for p in "${pids[@]}"; do wait_gone "$p" 100 || echo "ceph.sh: pid $p still alive 10 s after SIGKILL" >&2; done
+  [ ${#stopped[@]} = 0 ] || ts "killed ${stopped[*]}"
 }
 
 # Only what this script creates: a vitest log file may live next to it in $CEPH_DIR.
@@ -130,10 +135,11 @@ remove_data() {
 dump_logs() {
   local f
   echo "---- ceph.sh: tail of logs in $D/log ----" >&2
-  for f in "$D"/log/*.log; do
-    [ -f "$f" ] || continue
+  # radosgw's log last: it is the one that matters most when radosgw does not answer.
+  for f in "$D"/log/daemon-stderr.log "$D"/log/osd-mkfs.out "$D"/log/mon.a.log "$D"/log/osd.0.log "$D"/log/client.rgw.a.log; do
+    [ -s "$f" ] || continue
     echo "==> $f <==" >&2
-    tail -n 25 "$f" >&2
+    tail -n 20 "$f" | cut -c1-300 >&2
   done
 }
 
@@ -167,13 +173,14 @@ osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon allow pool delete = true
-# radosgw creates ~8 pools on first start (.rgw.root, default.rgw.{control,meta,log,
-# buckets.index,buckets.data,buckets.non-ec}...). The mon refuses a pool whose PGs would push the
-# projected PGs per OSD over 'mon max pg per osd' (default 250), and with a single OSD every PG
-# lands on it: 8 pools x the default 32 PGs = 256 > 250, so radosgw fails to create its pools and
-# never answers. 8 PGs per pool (64 in all) is plenty for tests and peers faster with less
-# memory; 1000 leaves headroom for pools radosgw creates lazily. No mgr runs, so the PG
-# autoscaler (a mgr module) is off.
+# Placement groups. The mon refuses to create a pool (ERANGE) once the total of pg_num x size over
+# all pools would exceed 'mon max pg per osd' (default 250) x the number of OSDs: 250 here. radosgw
+# creates its pools itself as it needs them: 4 at start-up (.rgw.root, default.rgw.{log,control,
+# meta}), then default.rgw.buckets.{index,data,non-ec} with the first bucket and multipart upload.
+# At the default 32 PGs per pool those 7 pools already take 224 of the 250, so one more (a mgr's
+# .mgr pool, radosgw's otp/notification pools, a second zone...) fails and radosgw returns errors.
+# 8 PGs per pool (56 in all) is plenty for one OSD, peers faster and saves ~10 MiB of OSD memory;
+# 'mon max pg per osd = 1000' is headroom. No mgr runs, so the PG autoscaler (a mgr module) is off.
 osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
@@ -185,6 +192,11 @@ mon data avail warn = 1
 mon data avail crit = 0
 mon cluster log file = default=$D/log/ceph.\$channel.log cluster=$D/log/ceph.log
 auth allow insecure global id reclaim = false
+# The mon batches map changes and commits them at most once per 'paxos propose interval' (1 s).
+# radosgw's start-up is a chain of ~10 pool/application commands, each waiting for one commit, so
+# the default makes it take ~10 s (and each first bucket ~2 s more). One mon, no peers: commit now.
+paxos propose interval = 0.01
+paxos min wait = 0.001
 [osd]
 osd data = $D/osd/\$id
 osd objectstore = $STORE
@@ -209,6 +221,11 @@ rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $D/rgw
 rgw dns name = localhost
 rgw thread pool size = 64
+# Deleted objects' data and aborted multipart parts are only freed by radosgw's garbage collector,
+# by default 2 h later; with memstore that data would sit in the OSD's RAM for the whole test run.
+# (The delay exists so that in-flight GETs of a just-replaced object can finish; 30 s is plenty here.)
+rgw gc obj min wait = 30
+rgw gc processor period = 30
 CONF
 }
 
@@ -233,7 +250,7 @@ cmd_start() {
   fi
 
   # On any failure from here on: show the logs and end what was started.
-  trap 'rc=$?; if [ $rc != 0 ]; then dump_logs; stop_daemons; fi' EXIT
+  trap 'rc=$?; if [ $rc != 0 ]; then dump_logs; stop_daemons; echo "ceph.sh: start FAILED (exit $rc): ${FAILURE:-see above}" >&2; fi' EXIT
 
   mkdir -p "$D"/{mon/a,osd,run,log,rgw}
   local fsid osd_uuid osd_key osd_id i
@@ -248,7 +265,8 @@ cmd_start() {
     --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
   monmaptool --create --fsid "$fsid" --addv a '[v2:127.0.0.1:3300,v1:127.0.0.1:6789]' "$D/monmap" >/dev/null
   ceph-mon --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring"
-  ceph-mon -i a
+  # `9>&-`: daemons must not inherit the lock's file descriptor (they would hold the lock forever).
+  ceph-mon -i a 9>&-
   ts "mon started"
   timeout 60 ceph -s --connect-timeout 50 >/dev/null
   ts "mon in quorum"
@@ -262,7 +280,7 @@ cmd_start() {
   timeout 120 ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" --keyring "$D/osd/$osd_id/keyring" \
     >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; die "ceph-osd --mkfs failed"; }
   ts "osd mkfs done"
-  ceph-osd -i "$osd_id" --keyring "$D/osd/$osd_id/keyring"
+  ceph-osd -i "$osd_id" --keyring "$D/osd/$osd_id/keyring" 9>&- 2>>"$D/log/daemon-stderr.log"
   ts "osd started"
   for i in $(seq 1 60); do
     timeout 10 ceph osd stat 2>/dev/null | grep -q ' 1 up' && break
@@ -273,14 +291,14 @@ cmd_start() {
 
   # radosgw
   timeout 60 ceph auth get-or-create client.rgw.a mon 'allow rw' osd 'allow rwx' >"$D/rgw/keyring"
-  radosgw -n client.rgw.a --keyring "$D/rgw/keyring"
+  radosgw -n client.rgw.a --keyring "$D/rgw/keyring" 9>&- 2>>"$D/log/daemon-stderr.log"
   ts "radosgw started"
   local deadline=$((SECONDS + RGW_WAIT_SECONDS))
   until rgw_answers; do
     [ $SECONDS -lt $deadline ] || die "radosgw did not answer on $ENDPOINT within $RGW_WAIT_SECONDS s"
     local p
     p=$(cat "$D/run/client.rgw.a.pid" 2>/dev/null || true)
-    if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then die "radosgw exited"; fi
+    if [ -n "$p" ] && ! alive "$p"; then die "radosgw exited"; fi
     sleep 0.25
   done
   ts "radosgw answering on $ENDPOINT"

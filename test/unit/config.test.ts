@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseBytes } from '../../src/config.ts';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('has a default for everything and an embedded S3 when none is configured', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      logLevel: 'info',
+      keyPrefix: 'uploads/',
+      limits: { maxFileBytes: 5 * 2 ** 30, maxFiles: 10, maxFields: 100, maxFieldBytes: 65536, maxTotalBytes: 10 * 2 ** 30 },
+      s3: { embedded: true, bucket: 'uploads', endpoint: undefined, partBytes: 8 * 2 ** 20, queueSize: 4, region: 'us-east-1', checksumCalculation: 'WHEN_REQUIRED' },
+      lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      LOG_LEVEL: 'DEBUG',
+      UPLOAD_BUCKET: 'my-bucket',
+      UPLOAD_KEY_PREFIX: 'in/',
+      S3_ENDPOINT: 'http://127.0.0.1:7480',
+      S3_FORCE_PATH_STYLE: 'false',
+      AWS_REGION: 'eu-west-1',
+      UPLOAD_MAX_FILE_BYTES: '100MiB',
+      UPLOAD_MAX_FILES: '2',
+      UPLOAD_MAX_FIELDS: '3',
+      UPLOAD_MAX_FIELD_BYTES: '1KiB',
+      UPLOAD_MAX_TOTAL_BYTES: '1GB',
+      S3_PART_BYTES: '16MiB',
+      S3_QUEUE_SIZE: '8',
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'when_supported',
+      UPLOAD_LAMBDA_MAX_BODY_BYTES: '5MB',
+      UPLOAD_DEADLINE_MARGIN_MS: '1500',
+    });
+    expect(c).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      logLevel: 'debug',
+      keyPrefix: 'in/',
+      limits: { maxFileBytes: 100 * 2 ** 20, maxFiles: 2, maxFields: 3, maxFieldBytes: 1024, maxTotalBytes: 1e9 },
+      s3: {
+        embedded: false,
+        bucket: 'my-bucket',
+        endpoint: 'http://127.0.0.1:7480',
+        forcePathStyle: false,
+        region: 'eu-west-1',
+        partBytes: 16 * 2 ** 20,
+        queueSize: 8,
+        checksumCalculation: 'WHEN_SUPPORTED',
+      },
+      lambda: { maxBodyBytes: 5e6, deadlineMarginMs: 1500 },
+    });
+  });
+
+  it('defaults depend on the endpoint: path style and WHEN_REQUIRED checksums for custom S3', () => {
+    expect(loadConfig({ UPLOAD_BUCKET: 'b-1' }).s3).toMatchObject({ embedded: false, forcePathStyle: false, checksumCalculation: 'WHEN_SUPPORTED' });
+    expect(loadConfig({ UPLOAD_BUCKET: 'b-1', S3_ENDPOINT: 'http://x:1' }).s3).toMatchObject({ forcePathStyle: true, checksumCalculation: 'WHEN_REQUIRED' });
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT must be a whole number'],
+    [{ PORT: '70000' }, 'PORT must be between 0 and 65535'],
+    [{ S3_PART_BYTES: '1MiB' }, 'S3_PART_BYTES must be between 5242880'],
+    [{ S3_PART_BYTES: 'lots' }, 'S3_PART_BYTES must be a byte size'],
+    [{ S3_QUEUE_SIZE: '0' }, 'S3_QUEUE_SIZE must be between 1 and 64'],
+    [{ UPLOAD_MAX_FILES: '-1' }, 'UPLOAD_MAX_FILES must be a whole number'],
+    [{ UPLOAD_MAX_FILE_BYTES: '10TB' }, 'raise S3_PART_BYTES to at least 1000000000'],
+    [{ S3_FORCE_PATH_STYLE: 'maybe' }, 'S3_FORCE_PATH_STYLE must be true or false'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of debug, info, warn, error, silent'],
+    [{ AWS_REQUEST_CHECKSUM_CALCULATION: 'NEVER' }, 'AWS_REQUEST_CHECKSUM_CALCULATION must be one of'],
+    [{ S3_ENDPOINT: 'localhost:9000', UPLOAD_BUCKET: 'b-1' }, 'S3_ENDPOINT must be an http(s) URL'],
+    [{ S3_ENDPOINT: 'http://localhost:9000' }, 'UPLOAD_BUCKET is required when S3_ENDPOINT is set'],
+    [{ UPLOAD_BUCKET: 'Bad_Bucket' }, 'UPLOAD_BUCKET must be a valid S3 bucket name'],
+    [{ UPLOAD_KEY_PREFIX: '/abs/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
+    [{ UPLOAD_KEY_PREFIX: 'a/../b/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
+  ])('refuses %j naming the variable', (env, message) => {
+    expect(problems(env as Record<string, string>).join('\n')).toContain(message);
+  });
+
+  it('reports every bad variable at once', () => {
+    expect(problems({ PORT: 'x', S3_QUEUE_SIZE: '999', LOG_LEVEL: 'nope' })).toHaveLength(3);
+  });
+
+  it('requires a bucket where there is no embedded S3 (Lambda)', () => {
+    expect(() => loadConfig({}, { requireBucket: true })).toThrow(/UPLOAD_BUCKET is required/);
+    expect(loadConfig({ UPLOAD_BUCKET: 'b-1' }, { requireBucket: true }).s3.embedded).toBe(false);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', S3_ENDPOINT: ' ' }).port).toBe(3000);
+  });
+});
+
+describe('parseBytes', () => {
+  it.each([
+    ['123', 123],
+    ['8MiB', 8 * 2 ** 20],
+    ['8 mib', 8 * 2 ** 20],
+    ['5GB', 5e9],
+    ['1.5KiB', 1536],
+    ['2TiB', 2 * 2 ** 40],
+    ['12b', 12],
+  ])('%s -> %d', (text, bytes) => expect(parseBytes(text)).toBe(bytes));
+  it.each(['', 'MiB', '-1', '1e3', '5 parsecs', '0x10'])('%j is not a size', (text) => expect(parseBytes(text)).toBeUndefined());
+});
