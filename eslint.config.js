@@ -30,12 +30,22 @@ export default tseslint.config(
   {
     // The client depends on the wire contract only.
     files: ['src/client/**/*.ts'],
-    rules: restrict([{ group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', 'busboy'], message: 'src/client may import src/protocol.ts only.' }]),
+    rules: restrict([
+      {
+        group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', 'busboy'],
+        message: 'src/client may import src/protocol.ts only.',
+      },
+    ]),
   },
   {
     // Only src/config.ts reads the environment.
     files: ['src/**/*.ts', 'functions/**/*.ts'],
     ignores: ['src/config.ts', 'src/server.ts', 'src/client/cli.ts'],
-    rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through loadConfig(env).' }] },
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through loadConfig(env).' },
+      ],
+    },
   },
 );

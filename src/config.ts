@@ -176,7 +176,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const keyPrefix = env['UPLOAD_KEY_PREFIX'] ?? 'uploads/';
   if (keyPrefix.startsWith('/') || keyPrefix.includes('..') || hasControlChars(keyPrefix)) {
-    problems.push(`UPLOAD_KEY_PREFIX must not start with "/" or hold ".." or control characters, got ${JSON.stringify(keyPrefix)}`);
+    problems.push(
+      `UPLOAD_KEY_PREFIX must not start with "/" or hold ".." or control characters, got ${JSON.stringify(keyPrefix)}`,
+    );
   }
 
   const maxFileBytes = bytes('UPLOAD_MAX_FILE_BYTES', 5 * GiB, 1);

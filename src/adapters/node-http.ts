@@ -35,7 +35,8 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
 
     let work: Promise<void>;
     if (path === UPLOADS_PATH && req.method === 'POST') work = handleUpload(req, res, logger);
-    else if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) work = sendJson(res, jsonResponse(200, { status: 'ok' }));
+    else if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD'))
+      work = sendJson(res, jsonResponse(200, { status: 'ok' }));
     else if (path === UPLOADS_PATH || path === '/healthz') {
       const allow = path === UPLOADS_PATH ? 'POST' : 'GET, HEAD';
       work = sendJson(res, errorResponse(new UploadError('METHOD_NOT_ALLOWED', `Use ${allow} on ${path}`), { allow }));
@@ -61,9 +62,12 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
     const events = uploadFiles({ headers: req.headers, body: req, signal: controller.signal }, { ...options.upload, logger });
     let outcome = 'done';
     try {
-      for await (const piece of renderUpload(tap(events, (e) => {
-        if (e.type === 'error') outcome = e.code;
-      }), responseMode(headerOf(req, 'accept')))) {
+      for await (const piece of renderUpload(
+        tap(events, (e) => {
+          if (e.type === 'error') outcome = e.code;
+        }),
+        responseMode(headerOf(req, 'accept')),
+      )) {
         if ('head' in piece) writeHead(res, piece.head);
         else if (!res.write(piece.chunk)) await drainOrClose(res);
         if (res.destroyed) break;

@@ -42,10 +42,7 @@ export function encodeMetadataValue(value: string, maxBytes = Infinity): string 
  * Builds the metadata of one file: its original name first, then the text fields that came
  * before it in the form, in order, while they fit.
  */
-export function buildFileMetadata(
-  filename: string,
-  fields: ReadonlyArray<readonly [string, string]>,
-): FileMetadata {
+export function buildFileMetadata(filename: string, fields: ReadonlyArray<readonly [string, string]>): FileMetadata {
   const metadata: Record<string, string> = {};
   const omitted: string[] = [];
   const encodedName = encodeMetadataValue(filename, MAX_FILENAME_BYTES);

@@ -43,7 +43,7 @@ export function* chunked(body: Buffer, mode: 'whole' | 'bytes' | { seed: number;
     return;
   }
   const rand = prng(mode.seed);
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     const n = 1 + Math.floor(rand() * mode.max);
     yield body.subarray(i, i + n);
     i += n;
@@ -101,11 +101,16 @@ export function streamMultipart(files: StreamedFile[], fields: Array<{ name: str
   const sha256: string[] = [];
   const pieces: Array<{ head: Buffer; file?: StreamedFile; index?: number; value?: Buffer }> = [];
   for (const f of fields) {
-    pieces.push({ head: Buffer.from(`--${BOUNDARY}\r\n${partHeader({ name: f.name, value: f.value })}`), value: Buffer.from(f.value) });
+    pieces.push({
+      head: Buffer.from(`--${BOUNDARY}\r\n${partHeader({ name: f.name, value: f.value })}`),
+      value: Buffer.from(f.value),
+    });
   }
   files.forEach((file, index) => {
     pieces.push({
-      head: Buffer.from(`--${BOUNDARY}\r\n${partHeader({ name: file.name, filename: file.filename, data: '', contentType: file.contentType })}`),
+      head: Buffer.from(
+        `--${BOUNDARY}\r\n${partHeader({ name: file.name, filename: file.filename, data: '', contentType: file.contentType })}`,
+      ),
       file,
       index,
     });

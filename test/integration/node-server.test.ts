@@ -56,7 +56,9 @@ async function listKeys(): Promise<string[]> {
   return (out.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-async function readBack(key: string): Promise<{ sha256: string; size: number; metadata: Record<string, string>; contentType?: string }> {
+async function readBack(
+  key: string,
+): Promise<{ sha256: string; size: number; metadata: Record<string, string>; contentType?: string }> {
   const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
   const hash = createHash('sha256');
   let size = 0;
@@ -80,7 +82,10 @@ describe('POST /uploads stores byte-exact objects', () => {
     ['one part + 1 byte', PART + 1],
     ['three parts and a bit', 3 * PART + 12345],
   ])('%s (%d bytes), streamed with chunked encoding', async (_label, size) => {
-    const body = streamMultipart([{ name: 'file', filename: 'data.bin', size, seed: size + 1 }], [{ name: 'note', value: 'hello' }]);
+    const body = streamMultipart(
+      [{ name: 'file', filename: 'data.bin', size, seed: size + 1 }],
+      [{ name: 'note', value: 'hello' }],
+    );
     const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE } });
     expect(res.status).toBe(201);
     const json = res.json as FilesBody;
@@ -104,7 +109,9 @@ describe('POST /uploads stores byte-exact objects', () => {
       ],
       [{ name: 'owner', value: 'Zoë' }],
     );
-    const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length } });
+    const res = await post(`${url}/uploads`, body.stream, {
+      headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length },
+    });
     expect(res.status).toBe(201);
     const json = res.json as FilesBody;
     expect(json.files.map((f) => f.filename)).toEqual(['résumé.pdf', '日本語 ファイル.txt', 'emoji 😀.bin']);
@@ -137,7 +144,9 @@ describe('NDJSON progress (Accept: application/x-ndjson)', () => {
   it('streams file-started, file-progress, file-stored, done with status 200', async () => {
     const size = 3 * MiB + 5;
     const body = streamMultipart([{ name: 'f', filename: 'p.bin', size, seed: 9 }]);
-    const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE, accept: 'application/x-ndjson' } });
+    const res = await post(`${url}/uploads`, body.stream, {
+      headers: { 'content-type': CONTENT_TYPE, accept: 'application/x-ndjson' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('application/x-ndjson');
     const lines = res.lines as Array<{ type: string; bytes?: number; size?: number; key?: string }>;
@@ -151,7 +160,9 @@ describe('NDJSON progress (Accept: application/x-ndjson)', () => {
   it('a failure after the first byte is a final error line', async () => {
     const body = streamMultipart([{ name: 'f', filename: 'big.bin', size: 65 * MiB, seed: 1 }]);
     const before = await listKeys();
-    const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE, accept: 'application/x-ndjson' } });
+    const res = await post(`${url}/uploads`, body.stream, {
+      headers: { 'content-type': CONTENT_TYPE, accept: 'application/x-ndjson' },
+    });
     expect(res.status).toBe(200);
     expect(res.lines.at(-1)).toMatchObject({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
     expect(await listKeys()).toEqual(before);
@@ -171,9 +182,21 @@ describe('errors: stable code, nothing stored, server stays up', () => {
     ['not multipart', { 'content-type': 'application/json' }, Buffer.from('{}'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['no boundary', { 'content-type': 'multipart/form-data' }, Buffer.from('x'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['no content type', {}, Buffer.from('x'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['truncated body', { 'content-type': CONTENT_TYPE }, buildMultipart([file(1000)]).subarray(0, 600), 400, 'MALFORMED_MULTIPART'],
+    [
+      'truncated body',
+      { 'content-type': CONTENT_TYPE },
+      buildMultipart([file(1000)]).subarray(0, 600),
+      400,
+      'MALFORMED_MULTIPART',
+    ],
     ['no file', { 'content-type': CONTENT_TYPE }, buildMultipart([{ name: 'a', value: 'b' }]), 400, 'NO_FILES'],
-    ['too many files', { 'content-type': CONTENT_TYPE }, buildMultipart([0, 1, 2, 3, 4].map((i) => file(10, i))), 413, 'TOO_MANY_FILES'],
+    [
+      'too many files',
+      { 'content-type': CONTENT_TYPE },
+      buildMultipart([0, 1, 2, 3, 4].map((i) => file(10, i))),
+      413,
+      'TOO_MANY_FILES',
+    ],
     [
       'too many fields',
       { 'content-type': CONTENT_TYPE },
@@ -225,7 +248,9 @@ describe('errors: stable code, nothing stored, server stays up', () => {
     try {
       const res = await post(`${broken.url}/uploads`, buildMultipart([file(10)]), { headers: { 'content-type': CONTENT_TYPE } });
       expect(res.status).toBe(502);
-      expect(res.json).toEqual({ error: { code: 'STORAGE_FAILED', message: expect.stringMatching(/^The object store failed to store the file/) } });
+      expect(res.json).toEqual({
+        error: { code: 'STORAGE_FAILED', message: expect.stringMatching(/^The object store failed to store the file/) },
+      });
       expect(res.text).not.toMatch(/at .*\.ts|stack/);
     } finally {
       await broken.close();
@@ -271,7 +296,9 @@ describe('object metadata', () => {
   it('keeps the original name and Content-Disposition on the object', async () => {
     const res = await post(
       `${url}/uploads`,
-      buildMultipart([{ name: 'f', filename: 'x', filenameStar: "UTF-8''%E2%82%AC%20rates.csv", data: 'a,b', contentType: 'text/csv' }]),
+      buildMultipart([
+        { name: 'f', filename: 'x', filenameStar: "UTF-8''%E2%82%AC%20rates.csv", data: 'a,b', contentType: 'text/csv' },
+      ]),
       { headers: { 'content-type': CONTENT_TYPE } },
     );
     const key = (res.json as FilesBody).files[0]!.key;

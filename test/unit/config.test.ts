@@ -20,7 +20,15 @@ describe('loadConfig', () => {
       logLevel: 'info',
       keyPrefix: 'uploads/',
       limits: { maxFileBytes: 5 * 2 ** 30, maxFiles: 10, maxFields: 100, maxFieldBytes: 65536, maxTotalBytes: 10 * 2 ** 30 },
-      s3: { embedded: true, bucket: 'uploads', endpoint: undefined, partBytes: 8 * 2 ** 20, queueSize: 4, region: 'us-east-1', checksumCalculation: 'WHEN_REQUIRED' },
+      s3: {
+        embedded: true,
+        bucket: 'uploads',
+        endpoint: undefined,
+        partBytes: 8 * 2 ** 20,
+        queueSize: 4,
+        region: 'us-east-1',
+        checksumCalculation: 'WHEN_REQUIRED',
+      },
       lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -69,8 +77,15 @@ describe('loadConfig', () => {
   });
 
   it('defaults depend on the endpoint: path style and WHEN_REQUIRED checksums for custom S3', () => {
-    expect(loadConfig({ UPLOAD_BUCKET: 'b-1' }).s3).toMatchObject({ embedded: false, forcePathStyle: false, checksumCalculation: 'WHEN_SUPPORTED' });
-    expect(loadConfig({ UPLOAD_BUCKET: 'b-1', S3_ENDPOINT: 'http://x:1' }).s3).toMatchObject({ forcePathStyle: true, checksumCalculation: 'WHEN_REQUIRED' });
+    expect(loadConfig({ UPLOAD_BUCKET: 'b-1' }).s3).toMatchObject({
+      embedded: false,
+      forcePathStyle: false,
+      checksumCalculation: 'WHEN_SUPPORTED',
+    });
+    expect(loadConfig({ UPLOAD_BUCKET: 'b-1', S3_ENDPOINT: 'http://x:1' }).s3).toMatchObject({
+      forcePathStyle: true,
+      checksumCalculation: 'WHEN_REQUIRED',
+    });
   });
 
   it.each([

@@ -49,7 +49,9 @@ describe('metadata', () => {
   });
 
   it('writes an RFC 6266 Content-Disposition with an ASCII fallback', () => {
-    expect(contentDisposition("l'été (1).txt", 'l-ete-1-.txt')).toBe(`attachment; filename="l-ete-1-.txt"; filename*=UTF-8''l%27%C3%A9t%C3%A9%20%281%29.txt`);
+    expect(contentDisposition("l'été (1).txt", 'l-ete-1-.txt')).toBe(
+      `attachment; filename="l-ete-1-.txt"; filename*=UTF-8''l%27%C3%A9t%C3%A9%20%281%29.txt`,
+    );
     expect(contentDisposition('"', '')).toBe(`attachment; filename="file"; filename*=UTF-8''%22`);
   });
 });

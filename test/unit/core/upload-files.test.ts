@@ -54,7 +54,14 @@ const MODES = [
 
 const started = (field: string, filename: string, key: string, contentType = 'application/octet-stream') =>
   ({ type: 'file-started', field, filename, key, contentType }) as const;
-const storedFile = (field: string, filename: string, key: string, size: number, etag: string, contentType = 'application/octet-stream') => ({
+const storedFile = (
+  field: string,
+  filename: string,
+  key: string,
+  size: number,
+  etag: string,
+  contentType = 'application/octet-stream',
+) => ({
   field,
   filename,
   key,
@@ -157,7 +164,11 @@ const CASES: Case[] = [
       { name: 'f', filename: 'ok.bin', data: 'ok' },
       { name: 'g', filename: 'big.bin', data: 'b'.repeat(2000) },
     ],
-    events: [started('f', 'ok.bin', 'up/id1/ok.bin'), started('g', 'big.bin', 'up/id2/big.bin'), { type: 'error', code: 'FILE_TOO_LARGE' }],
+    events: [
+      started('f', 'ok.bin', 'up/id1/ok.bin'),
+      started('g', 'big.bin', 'up/id2/big.bin'),
+      { type: 'error', code: 'FILE_TOO_LARGE' },
+    ],
     objects: {},
   },
   {
@@ -232,7 +243,11 @@ const CASES: Case[] = [
       { name: 'g', filename: 'b.txt', data: 'b' },
     ],
     options: { sink: { failPutAt: [1] } },
-    events: [started('f', 'a.txt', 'up/id1/a.txt'), started('g', 'b.txt', 'up/id2/b.txt'), { type: 'error', code: 'STORAGE_FAILED' }],
+    events: [
+      started('f', 'a.txt', 'up/id1/a.txt'),
+      started('g', 'b.txt', 'up/id2/b.txt'),
+      { type: 'error', code: 'STORAGE_FAILED' },
+    ],
     objects: {},
   },
 ];
@@ -273,7 +288,12 @@ describe('uploadFiles', () => {
   });
 
   it('rejects a body that is not multipart with UNSUPPORTED_MEDIA_TYPE and reads nothing', async () => {
-    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'multipart/mixed; boundary=x']) {
+    for (const contentType of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data',
+      'multipart/mixed; boundary=x',
+    ]) {
       const { events, sink } = await run(Buffer.from('a=1'), { headers: { 'Content-Type': contentType } });
       expect(events).toEqual([{ type: 'error', code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.any(String) }]);
       expect(sink.puts).toBe(0);
@@ -312,9 +332,14 @@ describe('uploadFiles', () => {
     ]);
     const { sink } = await run(body);
     const [obj] = [...sink.objects.values()];
-    expect(obj!.metadata).toEqual({ 'original-filename': 'na%C3%AFve%20r%C3%A9sum%C3%A9.pdf', 'project-name': 'Z%C3%BCrich%20%E2%9C%93' });
+    expect(obj!.metadata).toEqual({
+      'original-filename': 'na%C3%AFve%20r%C3%A9sum%C3%A9.pdf',
+      'project-name': 'Z%C3%BCrich%20%E2%9C%93',
+    });
     expect(decodeURIComponent(obj!.metadata['original-filename']!)).toBe('naïve résumé.pdf');
-    expect(obj!.contentDisposition).toBe(`attachment; filename="naive-resume.pdf"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.pdf`);
+    expect(obj!.contentDisposition).toBe(
+      `attachment; filename="naive-resume.pdf"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.pdf`,
+    );
   });
 
   it('leaves fields out of metadata past the 2 KB budget and reports them', async () => {
