@@ -38,8 +38,8 @@ export default tseslint.config(
     ]),
   },
   {
-    // Only src/config.ts reads the environment.
-    files: ['src/**/*.ts', 'functions/**/*.ts'],
+    // Only src/config.ts reads the environment (entry points hand process.env to loadConfig).
+    files: ['src/**/*.ts'],
     ignores: ['src/config.ts', 'src/server.ts', 'src/client/cli.ts'],
     rules: {
       'no-restricted-properties': [

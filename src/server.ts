@@ -9,8 +9,8 @@ import { createRequestListener } from './adapters/node-http.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startEmbeddedS3, EMBEDDED_CREDENTIALS, type EmbeddedS3 } from './embedded-s3.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
-import { createS3Sink } from './storage/s3-sink.ts';
+import type { S3ClientOptions } from './storage/s3-client.ts';
+import { createS3UploadDeps } from './wiring.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -51,17 +51,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     clientOptions.endpoint = embedded.endpoint;
     clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
   }
-  const client = createS3Client(config.s3, clientOptions);
-  const sink = createS3Sink({
-    client,
-    bucket: config.s3.bucket,
-    partBytes: config.s3.partBytes,
-    queueSize: config.s3.queueSize,
-    logger,
-  });
+  const { client, upload } = createS3UploadDeps(config, logger, clientOptions);
   const server = createServer(
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5_000 },
-    createRequestListener({ upload: { sink, limits: config.limits, keyPrefix: config.keyPrefix }, logger }),
+    createRequestListener({ upload, logger }),
   );
   server.setTimeout(IDLE_TIMEOUT_MS);
   await new Promise<void>((ok, fail) => {

@@ -10,6 +10,7 @@ import { UploadError } from '../core/errors.ts';
 import { uploadFiles, type UploadDeps } from '../core/upload-files.ts';
 import type { Logger } from '../logger.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './respond.ts';
+import { matchRoute } from './routes.ts';
 
 export interface NodeAdapterOptions {
   upload: UploadDeps;
@@ -22,8 +23,6 @@ export interface NodeAdapterOptions {
   maxDrainBytes?: number;
 }
 
-const UPLOADS_PATH = '/uploads';
-
 export function createRequestListener(options: NodeAdapterOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const maxDrainBytes = options.maxDrainBytes ?? 16 * 1024 * 1024;
 
@@ -33,14 +32,11 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
     const path = (req.url ?? '/').split('?', 1)[0]!;
     res.setHeader('x-request-id', requestId);
 
+    const route = matchRoute(req.method ?? 'GET', path);
     let work: Promise<void>;
-    if (path === UPLOADS_PATH && req.method === 'POST') work = handleUpload(req, res, logger);
-    else if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD'))
-      work = sendJson(res, jsonResponse(200, { status: 'ok' }));
-    else if (path === UPLOADS_PATH || path === '/healthz') {
-      const allow = path === UPLOADS_PATH ? 'POST' : 'GET, HEAD';
-      work = sendJson(res, errorResponse(new UploadError('METHOD_NOT_ALLOWED', `Use ${allow} on ${path}`), { allow }));
-    } else work = sendJson(res, errorResponse(new UploadError('NOT_FOUND', `No route for ${req.method} ${path}`)));
+    if (route.kind === 'upload') work = handleUpload(req, res, logger);
+    else if (route.kind === 'health') work = sendJson(res, jsonResponse(200, { status: 'ok' }));
+    else work = sendJson(res, errorResponse(route.error, route.headers));
 
     work.catch((err: unknown) => {
       // Last resort: the pipeline never throws, so this is a bug or a dead socket.
@@ -62,12 +58,10 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
     const events = uploadFiles({ headers: req.headers, body: req, signal: controller.signal }, { ...options.upload, logger });
     let outcome = 'done';
     try {
-      for await (const piece of renderUpload(
-        tap(events, (e) => {
-          if (e.type === 'error') outcome = e.code;
-        }),
-        responseMode(headerOf(req, 'accept')),
-      )) {
+      const pieces = renderUpload(events, responseMode(headerOf(req, 'accept')), (e) => {
+        if (e.type === 'error') outcome = e.code;
+      });
+      for await (const piece of pieces) {
         if ('head' in piece) writeHead(res, piece.head);
         else if (!res.write(piece.chunk)) await drainOrClose(res);
         if (res.destroyed) break;
@@ -78,14 +72,6 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
       if (!req.complete) drainRequest(req, maxDrainBytes);
       logger.info('upload finished', { outcome, bytes: req.socket?.bytesRead, ms: Date.now() - started });
     }
-  }
-}
-
-/** Passes events through, letting `see` look at each one. */
-async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
-  for await (const item of source) {
-    see(item);
-    yield item;
   }
 }
 

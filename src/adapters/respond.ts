@@ -40,8 +40,16 @@ function errorEventResponse(event: Extract<UploadEvent, { type: 'error' }>) {
   return jsonResponse(ERROR_STATUS[event.code], { error } satisfies ErrorBody);
 }
 
-/** Renders the upload's events as response pieces: `{ head }` first, then body chunks. */
-export async function* renderUpload(events: AsyncIterable<UploadEvent>, mode: ResponseMode): AsyncGenerator<ResponsePiece> {
+/**
+ * Renders the upload's events as response pieces: `{ head }` first, then body chunks.
+ * `observe` sees every event (adapters log and count the outcome with it).
+ */
+export async function* renderUpload(
+  source: AsyncIterable<UploadEvent>,
+  mode: ResponseMode,
+  observe: (event: UploadEvent) => void = () => {},
+): AsyncGenerator<ResponsePiece> {
+  const events = observed(source, observe);
   if (mode === 'json') {
     for await (const event of events) {
       if (event.type === 'done') {
@@ -79,5 +87,12 @@ export async function* renderUpload(events: AsyncIterable<UploadEvent>, mode: Re
       };
     }
     yield { chunk: JSON.stringify(event) + '\n' };
+  }
+}
+
+async function* observed<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
+  for await (const item of source) {
+    see(item);
+    yield item;
   }
 }

@@ -1,0 +1,23 @@
+// Lambda entry point: wiring only. Config is read and validated once per cold start; a bad
+// variable fails the init with a message naming it.
+import { createLambdaHandler } from '../src/adapters/lambda/handler.ts';
+import { streamifyResponse } from '../src/adapters/lambda/runtime.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { createMetrics } from '../src/metrics.ts';
+import { createS3UploadDeps } from '../src/wiring.ts';
+
+const SERVICE = 's3-stream-upload';
+const config = loadConfig(process.env, { requireBucket: true });
+const logger = createLogger(config.logLevel, { service: SERVICE });
+const { upload } = createS3UploadDeps(config, logger);
+
+export const handler = streamifyResponse(
+  createLambdaHandler({
+    upload,
+    logger,
+    metrics: createMetrics({ namespace: SERVICE, service: SERVICE }),
+    maxBodyBytes: config.lambda.maxBodyBytes,
+    deadlineMarginMs: config.lambda.deadlineMarginMs,
+  }),
+);

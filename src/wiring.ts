@@ -1,0 +1,22 @@
+/** Builds the upload pipeline's dependencies from config: S3 client, S3 sink, limits. */
+import type { Config } from './config.ts';
+import type { CoreLogger, UploadDeps } from './core/upload-files.ts';
+import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
+import { createS3Sink } from './storage/s3-sink.ts';
+import type { S3Client } from '@aws-sdk/client-s3';
+
+export function createS3UploadDeps(
+  config: Config,
+  logger: CoreLogger,
+  clientOptions: S3ClientOptions = {},
+): { upload: UploadDeps; client: S3Client } {
+  const client = createS3Client(config.s3, clientOptions);
+  const sink = createS3Sink({
+    client,
+    bucket: config.s3.bucket,
+    partBytes: config.s3.partBytes,
+    queueSize: config.s3.queueSize,
+    logger,
+  });
+  return { client, upload: { sink, limits: config.limits, keyPrefix: config.keyPrefix, logger } };
+}
