@@ -12,7 +12,9 @@ export default tseslint.config(
   {
     // Plain JS files (scripts, this config) run on Node.
     files: ['**/*.js', '**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly', Buffer: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', URL: 'readonly', console: 'readonly', Buffer: 'readonly', setImmediate: 'readonly' },
+    },
   },
   {
     rules: {

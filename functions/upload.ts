@@ -10,13 +10,19 @@ import { createS3UploadDeps } from '../src/wiring.ts';
 const SERVICE = 's3-stream-upload';
 const config = loadConfig(process.env, { requireBucket: true });
 const logger = createLogger(config.logLevel, { service: SERVICE });
-const { upload } = createS3UploadDeps(config, logger);
+// Clean-up after a deadline must fit in the time kept back from Lambda's timeout.
+const { upload } = createS3UploadDeps(config, logger, { cleanupTimeoutMs: Math.floor(config.lambda.deadlineMarginMs / 2) });
 
 export const handler = streamifyResponse(
   createLambdaHandler({
     upload,
     logger,
-    metrics: createMetrics({ namespace: SERVICE, service: SERVICE }),
+    // EMF lines are log lines: LOG_LEVEL=silent silences them too.
+    metrics: createMetrics({
+      namespace: SERVICE,
+      service: SERVICE,
+      ...(config.logLevel === 'silent' ? { write: () => {} } : {}),
+    }),
     maxBodyBytes: config.lambda.maxBodyBytes,
     deadlineMarginMs: config.lambda.deadlineMarginMs,
   }),

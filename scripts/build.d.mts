@@ -1,2 +1,4 @@
 export declare const SERVER_BUNDLE: string;
 export declare function buildServer(): Promise<string>;
+export declare const FUNCTION_BUNDLE: string;
+export declare function buildFunction(outfile?: string): Promise<string>;

@@ -24,4 +24,28 @@ export async function buildServer() {
   return SERVER_BUNDLE;
 }
 
+export const FUNCTION_BUNDLE = fileURLToPath(new URL('../dist/upload-function.mjs', import.meta.url));
+
+/**
+ * Bundles functions/upload.ts the way serverless-esbuild does for the deployed zip (keep in
+ * step with `custom.esbuild` in serverless.yml): minified ESM for node24, AWS SDK included.
+ * Tests and `npm run invoke:local` run this bundle.
+ */
+export async function buildFunction(outfile = FUNCTION_BUNDLE) {
+  await build({
+    entryPoints: [fileURLToPath(new URL('../functions/upload.ts', import.meta.url))],
+    outfile,
+    bundle: true,
+    minify: true,
+    keepNames: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'esm',
+    mainFields: ['module', 'main'],
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildServer();

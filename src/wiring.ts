@@ -5,11 +5,17 @@ import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
 import { createS3Sink } from './storage/s3-sink.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 
+export interface WiringOptions extends S3ClientOptions {
+  /** Time budget for clean-up calls after a failure, ms (see S3SinkOptions). */
+  cleanupTimeoutMs?: number;
+}
+
 export function createS3UploadDeps(
   config: Config,
   logger: CoreLogger,
-  clientOptions: S3ClientOptions = {},
+  options: WiringOptions = {},
 ): { upload: UploadDeps; client: S3Client } {
+  const { cleanupTimeoutMs, ...clientOptions } = options;
   const client = createS3Client(config.s3, clientOptions);
   const sink = createS3Sink({
     client,
@@ -17,6 +23,7 @@ export function createS3UploadDeps(
     partBytes: config.s3.partBytes,
     queueSize: config.s3.queueSize,
     logger,
+    ...(cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs } : {}),
   });
   return { client, upload: { sink, limits: config.limits, keyPrefix: config.keyPrefix, logger } };
 }

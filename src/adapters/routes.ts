@@ -8,9 +8,7 @@ export const UPLOADS_PATH = '/uploads';
 export const HEALTH_PATH = '/healthz';
 
 export type Route =
-  | { kind: 'upload' }
-  | { kind: 'health' }
-  | { kind: 'error'; error: UploadError; headers: Record<string, string> };
+  { kind: 'upload' } | { kind: 'health' } | { kind: 'error'; error: UploadError; headers: Record<string, string> };
 
 const ALLOWED: Record<string, string> = { [UPLOADS_PATH]: 'POST', [HEALTH_PATH]: 'GET, HEAD' };
 

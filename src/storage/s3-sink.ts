@@ -19,25 +19,53 @@ export interface S3SinkOptions {
   logger?: CoreLogger;
   /** Attempts for AbortMultipartUpload on top of the SDK's own retries. Default 3. */
   abortAttempts?: number;
+  /**
+   * Time allowed for clean-up calls (AbortMultipartUpload with its retries, DeleteObject), ms.
+   * Bounded so a stalled S3 cannot hold a Lambda past its deadline; the bucket's lifecycle
+   * rule is the safety net for an abort that did not get through. Default 2000.
+   */
+  cleanupTimeoutMs?: number;
+}
+
+/**
+ * lib-storage sends its requests without an abort signal. This view of the client adds the
+ * request's signal to every call of one upload, so a failed or timed-out request stops its
+ * in-flight parts at once instead of waiting for S3 to answer.
+ */
+function clientWithSignal(client: S3Client, signal: AbortSignal): S3Client {
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'send') {
+        return (command: Parameters<S3Client['send']>[0], options?: { abortSignal?: AbortSignal }) =>
+          target.send(command, { ...options, abortSignal: signal });
+      }
+      // The target as receiver: the SDK's getters and methods may use private fields.
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 export function createS3Sink(options: S3SinkOptions): ObjectSink {
   const { client, bucket, partBytes, queueSize, logger } = options;
   const abortAttempts = options.abortAttempts ?? 3;
+  const cleanupTimeoutMs = options.cleanupTimeoutMs ?? 2000;
 
   /**
    * lib-storage is told to leave parts on error so that the abort is ours: awaited (the
    * Lambda runtime does not wait for stray promises), retried, logged, and never allowed to
    * replace the error that caused it (lib-storage would throw the abort's error instead).
    */
-  async function abortMultipart(key: string, uploadId: string, cause: unknown): Promise<void> {
+  async function abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
+          abortSignal: deadline,
+        });
         return;
       } catch (err) {
         if (isNotFound(err)) return;
-        const last = attempt >= abortAttempts;
+        const last = attempt >= abortAttempts || deadline.aborted;
         (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
           key,
           uploadId,
@@ -51,13 +79,24 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
     }
   }
 
+  async function removeObject(key: string, versionId?: string, deadline = AbortSignal.timeout(cleanupTimeoutMs)): Promise<void> {
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
+        abortSignal: deadline,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw storageError(err, 'delete the file');
+    }
+  }
+
   return {
     bucket,
 
     async put(input: PutObjectInput): Promise<PutObjectOutput> {
       const { key, body, signal } = input;
       const upload = new Upload({
-        client,
+        client: clientWithSignal(client, signal),
         params: {
           Bucket: bucket,
           Key: key,
@@ -81,20 +120,22 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
         const out = await upload.done();
         return { etag: out.ETag ?? '', ...(out.VersionId ? { versionId: out.VersionId } : {}) };
       } catch (err) {
-        if (upload.uploadId) await abortMultipart(key, upload.uploadId, err);
+        // One time budget for all the clean-up of this file.
+        const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
+        if (upload.uploadId) await abortMultipart(key, upload.uploadId, err, cleanup);
+        // A PutObject or CompleteMultipartUpload cut off by the signal may still have landed
+        // on S3: the key is this file's alone, so deleting it can only remove our own object.
+        if (signal.aborted) {
+          await removeObject(key, undefined, cleanup).catch((e: unknown) =>
+            logger?.warn('DeleteObject after abort failed', { key, err: e }),
+          );
+        }
         throw storageError(err, 'store the file');
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
     },
 
-    async delete(key: string, versionId?: string): Promise<void> {
-      try {
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }));
-      } catch (err) {
-        if (isNotFound(err)) return;
-        throw storageError(err, 'delete the file');
-      }
-    },
+    delete: (key: string, versionId?: string) => removeObject(key, versionId),
   };
 }

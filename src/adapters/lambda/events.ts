@@ -79,7 +79,7 @@ export function* decodeBase64Slices(b64: string, slice = BASE64_SLICE): Generato
 }
 
 export function* encodeTextSlices(text: string, slice = TEXT_SLICE): Generator<Buffer> {
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     let end = Math.min(i + slice, text.length);
     // Never split a surrogate pair between two slices.
     const last = text.charCodeAt(end - 1);

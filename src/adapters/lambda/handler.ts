@@ -119,7 +119,10 @@ async function* single(response: { head: ResponseHead; body: string }): AsyncGen
   yield { chunk: response.body };
 }
 
-async function* withHeaders(pieces: AsyncIterable<ResponsePiece>, headers: Record<string, string>): AsyncGenerator<ResponsePiece> {
+async function* withHeaders(
+  pieces: AsyncIterable<ResponsePiece>,
+  headers: Record<string, string>,
+): AsyncGenerator<ResponsePiece> {
   for await (const piece of pieces) {
     yield 'head' in piece ? { head: { ...piece.head, headers: { ...piece.head.headers, ...headers } } } : piece;
   }
@@ -129,7 +132,11 @@ function record(metrics: MetricsRecorder, terminal: UploadEvent | undefined, fil
   metrics.add('UploadDuration', 'Milliseconds', ms);
   if (terminal?.type === 'done') {
     metrics.add('UploadedFiles', 'Count', terminal.files.length);
-    metrics.add('UploadedBytes', 'Bytes', terminal.files.reduce((n, f) => n + f.size, 0));
+    metrics.add(
+      'UploadedBytes',
+      'Bytes',
+      terminal.files.reduce((n, f) => n + f.size, 0),
+    );
     return;
   }
   metrics.add('FailedRequests', 'Count', 1);
@@ -137,4 +144,3 @@ function record(metrics: MetricsRecorder, terminal: UploadEvent | undefined, fil
   if (terminal?.type === 'error' && LIMIT_CODES.has(terminal.code)) metrics.add('LimitTrips', 'Count', 1);
   if (terminal?.type === 'error' && terminal.code === 'TIMEOUT') metrics.add('Timeouts', 'Count', 1);
 }
-

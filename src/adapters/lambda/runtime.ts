@@ -26,8 +26,16 @@ interface AwsLambdaGlobal {
   HttpResponseStream: { from(stream: Writable, prelude: HttpPrelude): Writable };
 }
 
+/**
+ * The runtime's global, when it is really there. The AWS SDK (through
+ * @aws/lambda-invoke-store) sets `globalThis.awslambda = {}` on import everywhere, so the
+ * presence of the object alone proves nothing: look for the function.
+ */
 function runtimeGlobal(): AwsLambdaGlobal | undefined {
-  return (globalThis as unknown as { awslambda?: AwsLambdaGlobal }).awslambda;
+  const candidate = (globalThis as unknown as { awslambda?: Partial<AwsLambdaGlobal> }).awslambda;
+  return typeof candidate?.streamifyResponse === 'function' && typeof candidate.HttpResponseStream?.from === 'function'
+    ? (candidate as AwsLambdaGlobal)
+    : undefined;
 }
 
 /** Marks a handler as streaming on Lambda; returns it unchanged elsewhere. */
