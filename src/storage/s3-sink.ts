@@ -5,6 +5,7 @@
  */
 import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
 import { isNotFound, storageError } from './s3-errors.ts';
@@ -28,9 +29,9 @@ export interface S3SinkOptions {
 }
 
 /**
- * lib-storage sends its requests without an abort signal. This view of the client adds the
- * request's signal to every call of one upload, so a failed or timed-out request stops its
- * in-flight parts at once instead of waiting for S3 to answer.
+ * lib-storage sends its requests without an abort signal. This view of the client adds one
+ * to every call of an upload, so a request out of time stops its in-flight parts at once
+ * instead of waiting for S3 to answer.
  */
 function clientWithSignal(client: S3Client, signal: AbortSignal): S3Client {
   return new Proxy(client, {
@@ -95,8 +96,14 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
 
     async put(input: PutObjectInput): Promise<PutObjectOutput> {
       const { key, body, signal } = input;
+      // Two ways to stop. Any failure stops *reading*: the body is failed, no new part or
+      // PutObject starts, and requests already sent are let finish, so their outcome is known
+      // (an object that lands is deleted by the core). Only a deadline also cuts requests in
+      // flight: a request cut after S3 got its body may still land after our DeleteObject,
+      // a risk taken only when there is no time to wait.
+      const hardStop = new AbortController();
       const upload = new Upload({
-        client: clientWithSignal(client, signal),
+        client: clientWithSignal(client, hardStop.signal),
         params: {
           Bucket: bucket,
           Key: key,
@@ -112,7 +119,9 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
       // Stop by failing the body, not with upload.abort(): abort() makes done() reject at
       // once while parts and the abort still run unawaited in the background.
       const onAbort = (): void => {
-        if (!body.readableEnded) body.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        const reason: unknown = signal.reason;
+        if (!body.readableEnded) body.destroy(reason instanceof Error ? reason : new Error('aborted'));
+        if (reason instanceof UploadError && reason.code === 'TIMEOUT') hardStop.abort(reason);
       };
       if (signal.aborted) onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -123,9 +132,9 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
         // One time budget for all the clean-up of this file.
         const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
         if (upload.uploadId) await abortMultipart(key, upload.uploadId, err, cleanup);
-        // A PutObject or CompleteMultipartUpload cut off by the signal may still have landed
-        // on S3: the key is this file's alone, so deleting it can only remove our own object.
-        if (signal.aborted) {
+        // A PutObject or CompleteMultipartUpload cut off in flight may still have landed on
+        // S3: the key is this file's alone, so deleting it can only remove our own object.
+        if (hardStop.signal.aborted) {
           await removeObject(key, undefined, cleanup).catch((e: unknown) =>
             logger?.warn('DeleteObject after abort failed', { key, err: e }),
           );

@@ -1,0 +1,191 @@
+/**
+ * One contract, every adapter: the same requests through the Node server and through the
+ * Lambda function (REST payload 1.0 and Function URL payload 2.0), all writing into one real
+ * s3rver, must give the same statuses, bodies and stored bytes.
+ */
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restEvent, urlEvent } from '../../scripts/make-events.mjs';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { invoke, loadFunction } from '../helpers/lambda.ts';
+import { BOUNDARY, buildMultipart, CONTENT_TYPE, generatedBytes, sha256, type Part } from '../helpers/multipart.ts';
+import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+interface Request {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+}
+interface Response {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+interface Transport {
+  send(req: Request): Promise<Response>;
+}
+
+let s3: TestS3rver;
+let server: RunningServer;
+const transports: Record<string, Transport> = {};
+
+const LIMITS = {
+  UPLOAD_MAX_FILE_BYTES: String(1 * MiB),
+  UPLOAD_MAX_FILES: '2',
+  UPLOAD_MAX_FIELDS: '3',
+  UPLOAD_MAX_FIELD_BYTES: '100',
+  UPLOAD_MAX_TOTAL_BYTES: String(1.5 * MiB),
+  S3_PART_BYTES: String(5 * MiB),
+};
+
+beforeAll(async () => {
+  s3 = await startS3rver();
+  const env = { UPLOAD_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, ...LIMITS };
+  server = await startServer(loadConfig({ ...env, PORT: '0' }), {
+    s3: { credentials: S3RVER_CREDENTIALS },
+    logger: createLogger('silent'),
+  });
+  transports['node'] = {
+    async send({ method = 'POST', path = '/uploads', headers = {}, body }) {
+      const res = await fetch(server.url + path, { method, headers, ...(body ? { body } : {}) });
+      return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text() };
+    },
+  };
+  const handler = await loadFunction({
+    ...env,
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    LOG_LEVEL: 'silent',
+  });
+  for (const [name, make] of [
+    ['lambda REST (1.0)', restEvent],
+    ['lambda Function URL (2.0)', urlEvent],
+  ] as const) {
+    transports[name] = {
+      async send(req) {
+        const res = await invoke(handler, make({ ...req, ...(req.body ? { body: req.body } : {}) }));
+        expect(res.streamEndedBeforeReturn).toBe(true);
+        return { status: res.statusCode!, headers: res.headers, body: res.body };
+      },
+    };
+  }
+});
+
+afterAll(async () => {
+  await server?.close();
+  await s3?.close();
+});
+
+async function listKeys(): Promise<string[]> {
+  const out = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }));
+  return (out.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function readSha(key: string): Promise<string> {
+  const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  const hash = createHash('sha256');
+  for await (const chunk of out.Body as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+const multipart = (parts: Part[], accept?: string): Request => ({
+  headers: { 'content-type': CONTENT_TYPE, ...(accept ? { accept } : {}) },
+  body: buildMultipart(parts),
+});
+const file = (name: string, size: number, seed = size): Part => ({
+  name,
+  filename: `${name}.bin`,
+  data: Buffer.concat([...generatedBytes(size, seed)]),
+});
+
+const ERROR_CASES: Array<[string, Request, number, string]> = [
+  ['not multipart', { headers: { 'content-type': 'application/json' }, body: Buffer.from('{}') }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+  ['no boundary', { headers: { 'content-type': 'multipart/form-data' }, body: Buffer.from('x') }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+  [
+    'malformed',
+    {
+      headers: { 'content-type': CONTENT_TYPE },
+      body: Buffer.from(`--${BOUNDARY}\r\nbroken header\r\n\r\nx\r\n--${BOUNDARY}--\r\n`),
+    },
+    400,
+    'MALFORMED_MULTIPART',
+  ],
+  ['no files', multipart([{ name: 'a', value: '1' }]), 400, 'NO_FILES'],
+  ['file too large', multipart([file('big', MiB + 1)]), 413, 'FILE_TOO_LARGE'],
+  ['too many files', multipart([file('a', 1), file('b', 2), file('c', 3)]), 413, 'TOO_MANY_FILES'],
+  ['too many fields', multipart([1, 2, 3, 4].map((i) => ({ name: `k${i}`, value: 'v' }))), 413, 'TOO_MANY_FIELDS'],
+  ['field too large', multipart([{ name: 'k', value: 'x'.repeat(101) }, file('a', 1)]), 413, 'FIELD_TOO_LARGE'],
+  ['body too large', multipart([file('a', 0.9 * MiB), file('b', 0.9 * MiB)]), 413, 'PAYLOAD_TOO_LARGE'],
+  ['unknown route', { method: 'GET', path: '/nope' }, 404, 'NOT_FOUND'],
+  ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
+];
+
+describe.each(['node', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
+  const send = (req: Request) => transports[name]!.send(req);
+
+  it('stores every file byte-exact and answers 201 with files and fields', async () => {
+    const a = file('doc', 700 * KiB, 1);
+    const b = file('img', 3, 2);
+    const res = await send(multipart([{ name: 'owner', value: 'svc' }, a, b, { name: 'after', value: 'z' }]));
+    expect(res.status).toBe(201);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const json = JSON.parse(res.body) as { files: Array<{ key: string }> };
+    expect(json).toMatchObject({
+      fields: { owner: 'svc', after: 'z' },
+      files: [
+        { field: 'doc', filename: 'doc.bin', size: 700 * KiB, contentType: 'application/octet-stream', bucket: s3.bucket },
+        { field: 'img', filename: 'img.bin', size: 3 },
+      ],
+    });
+    expect(await readSha(json.files[0]!.key)).toBe(sha256((a as { data: Buffer }).data));
+    expect(await readSha(json.files[1]!.key)).toBe(sha256((b as { data: Buffer }).data));
+  });
+
+  it('streams NDJSON events ending with done', async () => {
+    const res = await send(multipart([file('f', 2 * KiB)], 'application/x-ndjson'));
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/x-ndjson');
+    const types = res.body
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types).toEqual(['file-started', 'file-stored', 'done']);
+  });
+
+  it('ends a started NDJSON stream with an error line and stores nothing', async () => {
+    const before = await listKeys();
+    const res = await send(multipart([file('f', MiB + 10)], 'application/x-ndjson'));
+    expect(res.status).toBe(200);
+    const lines = res.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
+    expect(lines[0]).toMatchObject({ type: 'file-started' });
+    expect(lines.at(-1)).toEqual({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
+    expect(await listKeys()).toEqual(before);
+  });
+
+  it.each(ERROR_CASES)('%s -> %i %s, nothing stored', async (_label, req, status, code) => {
+    const before = await listKeys();
+    const res = await send(req);
+    expect(res.status).toBe(status);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    // `deleted` may list files the request had stored before it failed; none may be left.
+    const { error } = JSON.parse(res.body) as { error: Record<string, unknown> };
+    expect(error).toMatchObject({ code, message: expect.any(String) });
+    expect(Object.keys(error).filter((k) => !['code', 'message', 'deleted'].includes(k))).toEqual([]);
+    expect(await listKeys()).toEqual(before);
+  });
+
+  it('answers the health check', async () => {
+    const res = await send({ method: 'GET', path: '/healthz' });
+    expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
+  });
+});
