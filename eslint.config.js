@@ -13,7 +13,7 @@ export default tseslint.config(
     // Plain JS files (scripts, this config) run on Node.
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', URL: 'readonly', console: 'readonly', Buffer: 'readonly', setImmediate: 'readonly' },
+      globals: { process: 'readonly', URL: 'readonly', console: 'readonly', Buffer: 'readonly', setImmediate: 'readonly', performance: 'readonly' },
     },
   },
   {
