@@ -144,6 +144,43 @@ describe('events/ through the function', () => {
   });
 });
 
+describe('observability', () => {
+  it('logs one JSON line with request and correlation ids, and EMF metrics, never the body', async () => {
+    const logged = await loadFunction({ ...fnEnv(), LOG_LEVEL: 'info' });
+    const event = loadEvent('rest-two-files.json');
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      lines.push(String(chunk));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    try {
+      expect((await invoke(logged, event, { requestId: 'req-42' })).statusCode).toBe(201);
+    } finally {
+      process.stdout.write = write;
+    }
+    const records = lines.flatMap((l) => l.trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.find((r) => r['message'] === 'upload finished')).toMatchObject({
+      level: 'info',
+      requestId: 'req-42',
+      correlationId: 'corr-two-files',
+      outcome: 'done',
+      files: 2,
+      payloadFormat: '1.0',
+    });
+    const emf = records.find((r) => '_aws' in r) as {
+      _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> };
+    } & Record<string, unknown>;
+    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual(
+      expect.arrayContaining(['UploadedBytes', 'UploadedFiles', 'UploadDuration']),
+    );
+    expect(emf['UploadedBytes']).toBe(320_000);
+    const text = lines.join('');
+    expect(text).not.toContain((event['body'] as string).slice(1000, 1100));
+    expect(text).not.toContain('redacted-api-key');
+  });
+});
+
 describe('deadline', () => {
   let stall: Server;
   const sockets = new Set<Socket>();
