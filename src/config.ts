@@ -25,6 +25,11 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
   readonly keyPrefix: string;
+  /**
+   * `UPLOAD_AUTH_TOKEN`: when set, the Node server requires `Authorization: Bearer <token>`
+   * on every route but `/healthz` (at least 16 characters). Default: open.
+   */
+  readonly authToken: string | undefined;
   readonly limits: {
     /** `UPLOAD_MAX_FILE_BYTES`: largest file, bytes. Default 5 GiB. */
     readonly maxFileBytes: number;
@@ -189,11 +194,15 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     );
   }
 
+  const authToken = read('UPLOAD_AUTH_TOKEN');
+  if (authToken !== undefined && authToken.length < 16) problems.push('UPLOAD_AUTH_TOKEN must be at least 16 characters');
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: read('HOST') ?? '127.0.0.1',
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
     keyPrefix,
+    authToken,
     limits: {
       maxFileBytes,
       maxFiles: int('UPLOAD_MAX_FILES', 10, 1, 10_000),

@@ -54,7 +54,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { client, upload } = createS3UploadDeps(config, logger, clientOptions);
   const server = createServer(
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5_000 },
-    createRequestListener({ upload, logger }),
+    createRequestListener({ upload, logger, ...(config.authToken ? { authToken: config.authToken } : {}) }),
   );
   server.setTimeout(IDLE_TIMEOUT_MS);
   await new Promise<void>((ok, fail) => {
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     : `bucket "${config.s3.bucket}"${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}`;
   process.stdout.write(
     `s3-stream-upload listening on ${running.url} -> ${where}\n` +
-      `Try: curl -F "note=hello" -F "file=@package.json" ${running.url}/uploads\n`,
+      `Try: curl${config.authToken ? ' -H "Authorization: Bearer $UPLOAD_AUTH_TOKEN"' : ''} -F "note=hello" -F "file=@package.json" ${running.url}/uploads\n`,
   );
   const stop = (): void => {
     running.close().then(

@@ -10,11 +10,14 @@ import { UploadError } from '../core/errors.ts';
 import { uploadFiles, type UploadDeps } from '../core/upload-files.ts';
 import type { Logger } from '../logger.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './respond.ts';
+import { createBearerCheck } from './auth.ts';
 import { matchRoute } from './routes.ts';
 
 export interface NodeAdapterOptions {
   upload: UploadDeps;
   logger: Logger;
+  /** Required bearer token (every route but /healthz); undefined for open access. */
+  authToken?: string;
   /**
    * After a failed upload the rest of the body is read and dropped so the client sees the
    * response instead of a reset; past this many bytes the connection is closed instead.
@@ -25,6 +28,7 @@ export interface NodeAdapterOptions {
 
 export function createRequestListener(options: NodeAdapterOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const maxDrainBytes = options.maxDrainBytes ?? 16 * 1024 * 1024;
+  const checkAuth = createBearerCheck(options.authToken);
 
   return (req, res) => {
     const requestId = headerOf(req, 'x-request-id') ?? randomUUID();
@@ -33,8 +37,13 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
     res.setHeader('x-request-id', requestId);
 
     const route = matchRoute(req.method ?? 'GET', path);
+    const denied = route.kind === 'health' ? undefined : checkAuth(headerOf(req, 'authorization'));
     let work: Promise<void>;
-    if (route.kind === 'upload') work = handleUpload(req, res, logger);
+    if (denied) {
+      // Say no before reading the body; the connection closes so an unread body cannot pile up.
+      res.setHeader('connection', 'close');
+      work = sendJson(res, errorResponse(denied, { 'www-authenticate': 'Bearer' }));
+    } else if (route.kind === 'upload') work = handleUpload(req, res, logger);
     else if (route.kind === 'health') work = sendJson(res, jsonResponse(200, { status: 'ok' }));
     else work = sendJson(res, errorResponse(route.error, route.headers));
 

@@ -292,6 +292,41 @@ describe('errors: stable code, nothing stored, server stays up', () => {
   });
 });
 
+describe('bearer token (UPLOAD_AUTH_TOKEN)', () => {
+  const TOKEN = 'test-token-0123456789abcdef';
+  let guarded: RunningServer;
+  beforeAll(async () => {
+    guarded = await startWith({ UPLOAD_AUTH_TOKEN: TOKEN });
+  });
+  afterAll(async () => {
+    await guarded?.close();
+  });
+
+  it.each([
+    ['no header', {}],
+    ['wrong token', { authorization: 'Bearer test-token-0123456789abcdeX' }],
+    ['token as prefix', { authorization: `Bearer ${TOKEN}x` }],
+    ['basic auth', { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` }],
+  ])('refuses %s with 401 UNAUTHORIZED before reading the body', async (_label, auth) => {
+    const before = await listKeys();
+    const res = await post(`${guarded.url}/uploads`, buildMultipart([{ name: 'f', filename: 'a.txt', data: 'a' }]), {
+      headers: { 'content-type': CONTENT_TYPE, ...auth },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+    expect(res.json).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } });
+    expect(await listKeys()).toEqual(before);
+  });
+
+  it('accepts the right token, and leaves /healthz open', async () => {
+    const res = await post(`${guarded.url}/uploads`, buildMultipart([{ name: 'f', filename: 'a.txt', data: 'a' }]), {
+      headers: { 'content-type': CONTENT_TYPE, authorization: `Bearer ${TOKEN}` },
+    });
+    expect(res.status).toBe(201);
+    expect((await get(`${guarded.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('object metadata', () => {
   it('keeps the original name and Content-Disposition on the object', async () => {
     const res = await post(

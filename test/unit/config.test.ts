@@ -104,6 +104,7 @@ describe('loadConfig', () => {
     [{ UPLOAD_BUCKET: 'Bad_Bucket' }, 'UPLOAD_BUCKET must be a valid S3 bucket name'],
     [{ UPLOAD_KEY_PREFIX: '/abs/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
     [{ UPLOAD_KEY_PREFIX: 'a/../b/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
+    [{ UPLOAD_AUTH_TOKEN: 'short' }, 'UPLOAD_AUTH_TOKEN must be at least 16 characters'],
   ])('refuses %j naming the variable', (env, message) => {
     expect(problems(env as Record<string, string>).join('\n')).toContain(message);
   });
