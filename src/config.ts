@@ -42,6 +42,21 @@ export interface Config {
     /** `UPLOAD_MAX_TOTAL_BYTES`: largest request body, bytes. Default 10 GiB. */
     readonly maxTotalBytes: number;
   };
+  /**
+   * `UPLOAD_ALLOWED_TYPES`: comma-separated content types accepted (`image/png`, `image/*`),
+   * checked against each file's magic bytes before anything is sent to S3. Default: any.
+   */
+  readonly allowedTypes: readonly string[] | undefined;
+  readonly memory: {
+    /**
+     * `UPLOAD_MEMORY_BYTES`: memory shared by all uploads of the Node server, bytes; each file
+     * in flight reserves S3_PART_BYTES x (S3_QUEUE_SIZE + 2) (or twice its request's
+     * Content-Length when smaller). Default 192 MiB. `0` turns the budget off.
+     */
+    readonly budgetBytes: number;
+    /** `UPLOAD_MEMORY_QUEUE`: files that may wait for memory before new ones get 503 BUSY. Default 64. */
+    readonly maxWaiting: number;
+  };
   readonly s3: {
     /**
      * True when neither `S3_ENDPOINT` nor `UPLOAD_BUCKET` is set: the Node server then starts
@@ -75,6 +90,19 @@ export interface Config {
     readonly maxBodyBytes: number;
     /** `UPLOAD_DEADLINE_MARGIN_MS`: time kept back from Lambda's timeout to abort cleanly. Default 3000. */
     readonly deadlineMarginMs: number;
+  };
+  /** Upload sessions: the direct-to-S3 lane (`POST /uploads/sessions`). */
+  readonly sessions: {
+    /**
+     * `UPLOAD_SESSION_SECRET`: HMAC-SHA256 key that signs session ids, at least 32 characters.
+     * Default: none. The Lambda function then answers the session routes with 404; the Node
+     * server generates a random one per process (sessions do not survive a restart).
+     */
+    readonly secret: string | undefined;
+    /** `UPLOAD_SESSION_TTL_SECONDS`: lifetime of a session and of its presigned URLs, s, 60..604800. Default 3600. */
+    readonly ttlSeconds: number;
+    /** `UPLOAD_SESSION_BATCH_PARTS`: presigned part URLs per response, 1..1000. Default 100. */
+    readonly batchParts: number;
   };
 }
 
@@ -194,8 +222,24 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     );
   }
 
+  const allowedTypesRaw = read('UPLOAD_ALLOWED_TYPES');
+  const allowedTypes = allowedTypesRaw
+    ?.split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  for (const t of allowedTypes ?? []) {
+    if (!/^([a-z0-9][a-z0-9!#$&^_.+-]*|\*)\/([a-z0-9][a-z0-9!#$&^_.+-]*|\*)$/.test(t)) {
+      problems.push(`UPLOAD_ALLOWED_TYPES must list content types such as image/png or image/*, got ${JSON.stringify(t)}`);
+    }
+  }
+
   const authToken = read('UPLOAD_AUTH_TOKEN');
   if (authToken !== undefined && authToken.length < 16) problems.push('UPLOAD_AUTH_TOKEN must be at least 16 characters');
+
+  const sessionSecret = read('UPLOAD_SESSION_SECRET');
+  if (sessionSecret !== undefined && sessionSecret.length < 32) {
+    problems.push('UPLOAD_SESSION_SECRET must be at least 32 characters (e.g. openssl rand -base64 48)');
+  }
 
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
@@ -203,6 +247,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
     keyPrefix,
     authToken,
+    allowedTypes: allowedTypes?.length ? allowedTypes : undefined,
+    memory: {
+      budgetBytes: bytes('UPLOAD_MEMORY_BYTES', 192 * MiB, 0),
+      maxWaiting: int('UPLOAD_MEMORY_QUEUE', 64, 0, 100_000),
+    },
     limits: {
       maxFileBytes,
       maxFiles: int('UPLOAD_MAX_FILES', 10, 1, 10_000),
@@ -227,6 +276,12 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),
       deadlineMarginMs: int('UPLOAD_DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+    },
+    sessions: {
+      secret: sessionSecret,
+      // SigV4 presigned URLs live at most 7 days.
+      ttlSeconds: int('UPLOAD_SESSION_TTL_SECONDS', 3600, 60, 604_800),
+      batchParts: int('UPLOAD_SESSION_BATCH_PARTS', 100, 1, 1000),
     },
   };
   if (problems.length) throw new ConfigError(problems);

@@ -15,6 +15,10 @@ export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 export const ERROR_STATUS = {
   /** Body is not `multipart/form-data` or has no boundary. */
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** A file's type is not in `UPLOAD_ALLOWED_TYPES`, or its bytes contradict its declared type. */
+  UNSUPPORTED_FILE_TYPE: 415,
+  /** A file's SHA-256 differs from the one the caller sent for it. */
+  CHECKSUM_MISMATCH: 422,
   /** The multipart body could not be parsed (truncated, bad part headers, ...). */
   MALFORMED_MULTIPART: 400,
   /** The request parsed fine but held no file part. */
@@ -37,12 +41,22 @@ export const ERROR_STATUS = {
   FIELD_TOO_LARGE: 413,
   /** The whole body is larger than allowed (or than the platform accepts). */
   PAYLOAD_TOO_LARGE: 413,
+  /** An upload session id that this service did not issue, was tampered with, or was aborted. */
+  INVALID_SESSION: 404,
+  /** An upload session past its `expiresAt`: start a new one. */
+  SESSION_EXPIRED: 410,
+  /** The parts of an upload session do not add up to the size declared when it was created. */
+  SIZE_MISMATCH: 422,
+  /** The parts sent to complete a session are missing, extra, of the wrong size or ETag. */
+  PART_MISMATCH: 422,
   /** The caller went away before the request finished (never seen by that caller). */
   CLIENT_CLOSED_REQUEST: 499,
   /** Unexpected failure; details are logged, never sent. */
   INTERNAL: 500,
   /** The object store refused or failed the upload. */
   STORAGE_FAILED: 502,
+  /** The server's upload memory is spent and too many uploads wait already: retry later. */
+  BUSY: 503,
   /** The request ran past its deadline. */
   TIMEOUT: 504,
 } as const;
@@ -83,6 +97,14 @@ export interface StoredFile {
   versionId?: string;
   /** Names of text fields that did not fit in S3's 2 KB user-metadata budget. */
   metadataOmitted?: string[];
+  /**
+   * SHA-256 of the stored bytes, lowercase hex, computed while streaming. Direct lane (upload
+   * sessions): the service never sees the bytes, so this is the value declared when the
+   * session was created (also stored as the object's `sha256` metadata), or '' when none was.
+   */
+  sha256: string;
+  /** CRC32 S3 computed (base64; `-N` suffix for a multipart object), when the SDK sent checksums. */
+  checksumCRC32?: string;
 }
 
 /** Text fields of the request, in order; a repeated name collects its values in an array. */
@@ -102,3 +124,74 @@ export type UploadEvent =
   | ({ type: 'error' } & ErrorPayload);
 
 export type UploadEventType = UploadEvent['type'];
+
+// ---------------------------------------------------------------------------------------------
+// Direct-to-S3 lane: upload sessions. The caller PUTs the parts straight to S3 with presigned
+// URLs; the service creates, signs, verifies, completes and aborts.
+
+/** Path of the session routes: POST creates; `/{id}/parts`, `/{id}/complete`, DELETE `/{id}`. */
+export const SESSIONS_PATH = '/uploads/sessions';
+
+/** `POST /uploads/sessions` body. */
+export interface CreateSessionRequest {
+  /** The file's name, as the caller knows it (never used as the key). */
+  filename: string;
+  /** Exact size of the file, bytes. */
+  size: number;
+  /** Default `application/octet-stream`. */
+  contentType?: string;
+  /** SHA-256 of the whole file (64 hex digits), stored as the object's `sha256` metadata. */
+  sha256?: string;
+}
+
+/** A presigned `UploadPart` URL: PUT the part's bytes to it (with Content-Length), keep the ETag. */
+export interface PartUrl {
+  partNumber: number;
+  url: string;
+}
+
+/** `POST /uploads/sessions` answer (201). */
+export interface UploadSession {
+  /** Opaque, signed session id (holds key, size, part size, expiry): use it in the other routes. */
+  sessionId: string;
+  key: string;
+  bucket: string;
+  size: number;
+  /** Every part but the last has exactly this many bytes; the last has the rest. */
+  partSize: number;
+  partCount: number;
+  /** URLs for the first parts (at most `UPLOAD_SESSION_BATCH_PARTS`); sign more with `/parts`. */
+  parts: PartUrl[];
+  /** When the session and its URLs expire (ISO 8601). Complete before then. */
+  expiresAt: string;
+}
+
+/** `POST /uploads/sessions/{id}/parts` body: which parts to sign (at most a batch per call). */
+export interface SignPartsRequest {
+  partNumbers: number[];
+}
+
+/** `POST /uploads/sessions/{id}/parts` answer (200). */
+export interface SignPartsResult {
+  /** The requested parts, in order, up to the batch size: ask again for the rest. */
+  parts: PartUrl[];
+  expiresAt: string;
+}
+
+/** One uploaded part, as S3 answered its PUT. */
+export interface CompletedPart {
+  partNumber: number;
+  /** The ETag header of the part's PUT response (quotes optional). */
+  etag: string;
+}
+
+/** `POST /uploads/sessions/{id}/complete` body: every part, 1..partCount. */
+export interface CompleteSessionRequest {
+  parts: CompletedPart[];
+}
+
+/**
+ * `POST /uploads/sessions/{id}/complete` answer: the same shape as `POST /uploads` (201, or
+ * 200 when the session had already been completed and the object is there).
+ */
+export type CompleteSessionResult = UploadResult;

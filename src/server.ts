@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { createRequestListener } from './adapters/node-http.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startEmbeddedS3, EMBEDDED_CREDENTIALS, type EmbeddedS3 } from './embedded-s3.ts';
+import { createMemoryBudget } from './core/memory-budget.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { S3ClientOptions } from './storage/s3-client.ts';
 import { createS3UploadDeps } from './wiring.ts';
@@ -52,6 +53,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
   }
   const { client, upload } = createS3UploadDeps(config, logger, clientOptions);
+  // One budget for every upload of this process (the Lambda function serves one request per
+  // instance and needs none).
+  if (config.memory.budgetBytes > 0) upload.memoryBudget = createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
   const server = createServer(
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5_000 },
     createRequestListener({ upload, logger, ...(config.authToken ? { authToken: config.authToken } : {}) }),

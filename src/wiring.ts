@@ -25,5 +25,17 @@ export function createS3UploadDeps(
     logger,
     ...(cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs } : {}),
   });
-  return { client, upload: { sink, limits: config.limits, keyPrefix: config.keyPrefix, logger } };
+  return {
+    client,
+    upload: {
+      sink,
+      limits: config.limits,
+      keyPrefix: config.keyPrefix,
+      logger,
+      ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
+      // What lib-storage may hold per file: the parts in flight, the one being gathered and
+      // its Buffer.concat copy.
+      fileMemoryBytes: config.s3.partBytes * (config.s3.queueSize + 2),
+    },
+  };
 }

@@ -5,6 +5,7 @@
  * `{"type":"error",...}` line, never free text).
  */
 import { errorPayload, type UploadError } from '../core/errors.ts';
+import { BUSY_RETRY_AFTER_SECONDS } from '../core/memory-budget.ts';
 import { ERROR_STATUS, JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPE, type ErrorBody, type UploadEvent } from '../protocol.ts';
 
 export type ResponseMode = 'json' | 'ndjson';
@@ -34,10 +35,11 @@ export function errorResponse(err: UploadError, headers: Record<string, string> 
   return jsonResponse(err.status, body, headers);
 }
 
-/** Status and `{ error }` body of a terminal error event. */
+/** Status and `{ error }` body of a terminal error event (with Retry-After for BUSY). */
 function errorEventResponse(event: Extract<UploadEvent, { type: 'error' }>) {
   const { type: _type, ...error } = event;
-  return jsonResponse(ERROR_STATUS[event.code], { error } satisfies ErrorBody);
+  const headers: Record<string, string> = event.code === 'BUSY' ? { 'retry-after': String(BUSY_RETRY_AFTER_SECONDS) } : {};
+  return jsonResponse(ERROR_STATUS[event.code], { error } satisfies ErrorBody, headers);
 }
 
 /**

@@ -25,6 +25,10 @@ export interface PutObjectInput {
 export interface PutObjectOutput {
   etag: string;
   versionId?: string;
+  /** Size of the stored object as the store reports it (HeadObject), to check against the bytes sent. */
+  storedSize?: number;
+  /** CRC32 the store computed, when the client sent checksums. */
+  checksumCRC32?: string;
 }
 
 /**

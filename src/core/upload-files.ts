@@ -11,6 +11,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Fields, StoredFile, UploadEvent } from '../protocol.ts';
 import { errorPayload, toUploadError, UploadError } from './errors.ts';
 import { EventChannel } from './event-channel.ts';
+import { FileChecks, parseSha256 } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
 import {
@@ -25,6 +26,7 @@ import {
   type IncomingHeaders,
   type ParseLimits,
 } from './multipart.ts';
+import type { MemoryBudget } from './memory-budget.ts';
 import type { ObjectSink } from './sink.ts';
 
 export interface UploadRequest {
@@ -56,10 +58,18 @@ export interface UploadDeps {
   newId?: () => string;
   /** A `file-progress` event at most every this many bytes of a file. Default 1 MiB. */
   progressEveryBytes?: number;
+  /** Content types accepted (`image/png`, `image/*`), checked against magic bytes. Default: any. */
+  allowedTypes?: readonly string[];
+  /** Shared memory budget; each file reserves `fileMemoryBytes` from it. Default: none. */
+  memoryBudget?: MemoryBudget;
+  /** Worst-case memory of one file in flight, bytes (part size x (queue size + 2)). */
+  fileMemoryBytes?: number;
   logger?: CoreLogger;
 }
 
 const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
+/** Text field carrying the expected SHA-256 of the file part that follows it. */
+export const SHA256_FIELD = 'sha256';
 /** Cut for the name in Content-Disposition, characters; keeps S3's 8 KB header budget. */
 const MAX_DISPOSITION_NAME = 512;
 
@@ -128,6 +138,8 @@ async function runPipeline(
   const inFlight: Array<Promise<void>> = [];
   const fileBodies = new Set<Readable>();
   let totalBytes = 0;
+  /** Expected SHA-256 sent in a `sha256` field, for the next file part. */
+  let pendingSha256: string | undefined;
 
   try {
     const parser = createMultipartParser(req.headers, limits);
@@ -153,6 +165,12 @@ async function runPipeline(
       if (failure) return;
       if (name === undefined) return fail(unnamedPart());
       if (info.valueTruncated || info.nameTruncated) return fail(fieldTooLarge(name, limits.maxFieldBytes));
+      if (name === SHA256_FIELD) {
+        pendingSha256 = parseSha256(value);
+        if (pendingSha256 === undefined) {
+          return fail(new UploadError('BAD_REQUEST', `Field "${SHA256_FIELD}" must be 64 hex digits or base64 of 32 bytes`));
+        }
+      }
       fieldList.push([name, value]);
     });
     parser.on('filesLimit', () => fail(tooManyFiles(limits.maxFiles)));
@@ -168,11 +186,9 @@ async function runPipeline(
       }
       const index = stored.length;
       stored.push(undefined);
-      inFlight.push(
-        storeFile(name, stream, info.filename ?? '', info.mimeType).then((file) => {
-          stored[index] = file;
-        }, fail),
-      );
+      const expected = pendingSha256;
+      pendingSha256 = undefined;
+      inFlight.push(storeFile(index, name, stream, info.filename ?? '', info.mimeType, expected).then(() => {}, fail));
     });
 
     const parsed = new Promise<void>((resolve) => {
@@ -213,23 +229,26 @@ async function runPipeline(
   }
 
   /** Streams one file part into the sink; resolves with the stored file. */
-  async function storeFile(field: string, part: Readable, filename: string, contentType: string): Promise<StoredFile> {
+  async function storeFile(
+    index: number,
+    field: string,
+    part: Readable,
+    filename: string,
+    contentType: string,
+    expectedSha256: string | undefined,
+  ): Promise<StoredFile> {
     const key = buildKey(keyPrefix, newId(), filename);
     const safeName = sanitizeFilename(filename);
     const { metadata, omitted } = buildFileMetadata(filename, fieldList);
     emit({ type: 'file-started', field, filename, key, contentType });
 
-    let size = 0;
-    let reported = 0;
-    const body = new Transform({
-      transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-        size += chunk.length;
-        if (size - reported >= progressEvery) {
-          reported = size;
-          emit({ type: 'file-progress', field, key, bytes: size });
-        }
-        done(null, chunk);
-      },
+    const body = new FileChecks({
+      filename,
+      declaredType: contentType,
+      ...(deps.allowedTypes ? { allowedTypes: deps.allowedTypes } : {}),
+      ...(expectedSha256 ? { expectedSha256 } : {}),
+      progressEvery,
+      onProgress: (bytes) => emit({ type: 'file-progress', field, key, bytes }),
     });
     fileBodies.add(body);
     // A truncated part must never be completed: destroying the body before its end makes
@@ -244,8 +263,16 @@ async function runPipeline(
       fail(error);
       body.destroy(error);
     });
-    part.pipe(body);
+    // A check that fails (type, checksum) fails the whole request with its own code.
+    body.on('error', (err: unknown) => {
+      if (err instanceof UploadError && (err.code === 'UNSUPPORTED_FILE_TYPE' || err.code === 'CHECKSUM_MISMATCH')) fail(err);
+    });
+    let release: (() => void) | undefined;
     try {
+      // Reserve this file's worst-case buffers before reading a byte of it; while waiting,
+      // the part is not read, so the client is held back by TCP, not by our memory.
+      if (deps.memoryBudget) release = await deps.memoryBudget.acquire(fileMemoryCost(), signal);
+      part.pipe(body);
       const out = await sink.put({
         key,
         body,
@@ -254,17 +281,43 @@ async function runPipeline(
         metadata,
         signal,
       });
-      const file: StoredFile = { field, filename, key, size, contentType, etag: out.etag, bucket: sink.bucket };
+      const file: StoredFile = {
+        field,
+        filename,
+        key,
+        size: body.bytesSeen,
+        contentType,
+        etag: out.etag,
+        bucket: sink.bucket,
+        sha256: body.sha256,
+      };
       if (out.versionId) file.versionId = out.versionId;
+      if (out.checksumCRC32) file.checksumCRC32 = out.checksumCRC32;
       if (omitted.length) file.metadataOmitted = omitted;
+      // Recorded before it is verified: an object that landed is deleted if anything fails.
+      stored[index] = file;
+      if (out.storedSize !== undefined && out.storedSize !== body.bytesSeen) {
+        throw new UploadError(
+          'STORAGE_FAILED',
+          `The object store holds ${out.storedSize} bytes for ${JSON.stringify(filename)}, ${body.bytesSeen} were sent`,
+        );
+      }
       emit({ type: 'file-stored', ...file });
       return file;
     } finally {
+      release?.();
       fileBodies.delete(body);
       // Whatever the sink did, the part must be consumed so busboy can finish.
       part.unpipe(body);
       part.resume();
     }
+  }
+
+  /** Memory one file may hold: its part buffers, or twice the whole body when that is less. */
+  function fileMemoryCost(): number {
+    const length = Number(headerOf(req.headers, 'content-length'));
+    const perFile = deps.fileMemoryBytes ?? 0;
+    return Number.isSafeInteger(length) && length > 0 ? Math.min(perFile, 2 * length) : perFile;
   }
 
   /** Undoes a failed request: deletes every file it stored, records what could not be. */
@@ -298,4 +351,9 @@ function collectFields(list: ReadonlyArray<readonly [string, string]>): Fields {
     else fields[name] = [prev, value];
   }
   return { ...fields };
+}
+
+function headerOf(headers: IncomingHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -3,7 +3,7 @@
  * `partBytes` sent `queueSize` at a time, so a file costs about partBytes x (queueSize + 1)
  * of memory whatever its size. A body under one part goes as a single PutObject.
  */
-import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
@@ -125,9 +125,9 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
       };
       if (signal.aborted) onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
+      let out: Awaited<ReturnType<Upload['done']>>;
       try {
-        const out = await upload.done();
-        return { etag: out.ETag ?? '', ...(out.VersionId ? { versionId: out.VersionId } : {}) };
+        out = await upload.done();
       } catch (err) {
         // One time budget for all the clean-up of this file.
         const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
@@ -143,6 +143,27 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
+
+      // Read the size back before the file is reported stored: it catches a store that kept
+      // something else than what was sent (e.g. aws-chunked framing). When the check cannot
+      // run the object is removed, so a file is never left behind unreported.
+      const versionId = out.VersionId;
+      let storedSize: number | undefined;
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
+          abortSignal: hardStop.signal,
+        });
+        storedSize = head.ContentLength;
+      } catch (err) {
+        await removeObject(key, versionId).catch((e: unknown) => logger?.error('DeleteObject after a failed HeadObject failed', { key, err: e }));
+        throw storageError(err, 'confirm the stored file');
+      }
+      return {
+        etag: out.ETag ?? '',
+        ...(versionId ? { versionId } : {}),
+        ...(storedSize !== undefined ? { storedSize } : {}),
+        ...(out.ChecksumCRC32 ? { checksumCRC32: out.ChecksumCRC32 } : {}),
+      };
     },
 
     delete: (key: string, versionId?: string) => removeObject(key, versionId),

@@ -17,6 +17,8 @@ export interface MemorySinkOptions {
   failPutAt?: number[];
   /** Fail deletes. */
   failDelete?: boolean;
+  /** Report this many bytes more than were stored (a store that kept something else). */
+  misreportSizeBy?: number;
 }
 
 export class MemorySink implements ObjectSink {
@@ -54,7 +56,8 @@ export class MemorySink implements ObjectSink {
       contentDisposition: input.contentDisposition,
       metadata: input.metadata,
     });
-    return { etag: `"etag-${n}"` };
+    const storedSize = chunks.reduce((sum, c) => sum + c.length, 0) + (this.#options.misreportSizeBy ?? 0);
+    return { etag: `"etag-${n}"`, storedSize };
   }
 
   async delete(key: string): Promise<void> {

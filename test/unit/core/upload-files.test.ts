@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { UploadError } from '../../../src/core/errors.ts';
 import { uploadFiles, type UploadLimits } from '../../../src/core/upload-files.ts';
 import type { UploadEvent } from '../../../src/protocol.ts';
-import { BOUNDARY, buildMultipart, chunked, CONTENT_TYPE, type Part } from '../../helpers/multipart.ts';
+import { BOUNDARY, buildMultipart, chunked, CONTENT_TYPE, sha256, type Part } from '../../helpers/multipart.ts';
 import { MemorySink, type MemorySinkOptions } from '../../helpers/memory-sink.ts';
 
 const LIMITS: UploadLimits = { maxFileBytes: 1024, maxFiles: 3, maxFields: 4, maxFieldBytes: 64, maxTotalBytes: 64 * 1024 };
@@ -54,21 +54,15 @@ const MODES = [
 
 const started = (field: string, filename: string, key: string, contentType = 'application/octet-stream') =>
   ({ type: 'file-started', field, filename, key, contentType }) as const;
-const storedFile = (
-  field: string,
-  filename: string,
-  key: string,
-  size: number,
-  etag: string,
-  contentType = 'application/octet-stream',
-) => ({
+const storedFile = (field: string, filename: string, key: string, data: string, etag: string, contentType = 'application/octet-stream') => ({
   field,
   filename,
   key,
-  size,
+  size: Buffer.byteLength(data),
   contentType,
   etag,
   bucket: 'memory',
+  sha256: sha256(data),
 });
 
 interface Case {
@@ -92,10 +86,10 @@ const CASES: Case[] = [
     ],
     events: [
       started('doc', 'report.pdf', 'up/id1/report.pdf', 'application/pdf'),
-      { type: 'file-stored', ...storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 9, '"etag-0"', 'application/pdf') },
+      { type: 'file-stored', ...storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 'PDF-bytes', '"etag-0"', 'application/pdf') },
       {
         type: 'done',
-        files: [storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 9, '"etag-0"', 'application/pdf')],
+        files: [storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 'PDF-bytes', '"etag-0"', 'application/pdf')],
         fields: { title: 'Quarterly report', after: 'late field' },
       },
     ],
@@ -112,14 +106,14 @@ const CASES: Case[] = [
     events: [
       started('f1', 'été €.txt', 'up/id1/ete-.txt'),
       // The repeated field name is echoed in `fields` but only its first value fits a metadata key.
-      { type: 'file-stored', ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 6, '"etag-0"'), metadataOmitted: ['tag'] },
+      { type: 'file-stored', ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 'summer', '"etag-0"'), metadataOmitted: ['tag'] },
       started('f2', 'empty.bin', 'up/id2/empty.bin'),
-      { type: 'file-stored', ...storedFile('f2', 'empty.bin', 'up/id2/empty.bin', 0, '"etag-1"'), metadataOmitted: ['tag'] },
+      { type: 'file-stored', ...storedFile('f2', 'empty.bin', 'up/id2/empty.bin', '', '"etag-1"'), metadataOmitted: ['tag'] },
       {
         type: 'done',
         files: [
-          { ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 6, '"etag-0"'), metadataOmitted: ['tag'] },
-          { ...storedFile('f2', 'empty.bin', 'up/id2/empty.bin', 0, '"etag-1"'), metadataOmitted: ['tag'] },
+          { ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 'summer', '"etag-0"'), metadataOmitted: ['tag'] },
+          { ...storedFile('f2', 'empty.bin', 'up/id2/empty.bin', '', '"etag-1"'), metadataOmitted: ['tag'] },
         ],
         fields: { tag: ['a', 'b'] },
       },
@@ -131,8 +125,8 @@ const CASES: Case[] = [
     parts: [{ name: 'f', filename: '../../etc/passwd', data: 'x' }],
     events: [
       started('f', 'passwd', 'up/id1/passwd'),
-      { type: 'file-stored', ...storedFile('f', 'passwd', 'up/id1/passwd', 1, '"etag-0"') },
-      { type: 'done', files: [storedFile('f', 'passwd', 'up/id1/passwd', 1, '"etag-0"')], fields: {} },
+      { type: 'file-stored', ...storedFile('f', 'passwd', 'up/id1/passwd', 'x', '"etag-0"') },
+      { type: 'done', files: [storedFile('f', 'passwd', 'up/id1/passwd', 'x', '"etag-0"')], fields: {} },
     ],
     objects: { 'up/id1/passwd': 'x' },
   },
@@ -141,8 +135,8 @@ const CASES: Case[] = [
     parts: [{ name: 'f', filename: 'max.bin', data: 'm'.repeat(1024) }],
     events: [
       started('f', 'max.bin', 'up/id1/max.bin'),
-      { type: 'file-stored', ...storedFile('f', 'max.bin', 'up/id1/max.bin', 1024, '"etag-0"') },
-      { type: 'done', files: [storedFile('f', 'max.bin', 'up/id1/max.bin', 1024, '"etag-0"')], fields: {} },
+      { type: 'file-stored', ...storedFile('f', 'max.bin', 'up/id1/max.bin', 'm'.repeat(1024), '"etag-0"') },
+      { type: 'done', files: [storedFile('f', 'max.bin', 'up/id1/max.bin', 'm'.repeat(1024), '"etag-0"')], fields: {} },
     ],
     objects: { 'up/id1/max.bin': 'm'.repeat(1024) },
   },
@@ -231,8 +225,8 @@ const CASES: Case[] = [
     ]),
     events: [
       started('f', 'p.txt', 'up/id1/p.txt'),
-      { type: 'file-stored', ...storedFile('f', 'p.txt', 'up/id1/p.txt', 2, '"etag-0"') },
-      { type: 'done', files: [storedFile('f', 'p.txt', 'up/id1/p.txt', 2, '"etag-0"')], fields: {} },
+      { type: 'file-stored', ...storedFile('f', 'p.txt', 'up/id1/p.txt', 'pp', '"etag-0"') },
+      { type: 'done', files: [storedFile('f', 'p.txt', 'up/id1/p.txt', 'pp', '"etag-0"')], fields: {} },
     ],
     objects: { 'up/id1/p.txt': 'pp' },
   },
@@ -312,6 +306,19 @@ describe('uploadFiles', () => {
     expect(error).toMatchObject({ type: 'error', code: 'STORAGE_FAILED', deleted: ['up/id1/a.txt'] });
     expect(error).toHaveProperty('message', expect.stringContaining('1 file this request had stored was deleted'));
     expect(sink.deleted).toEqual(['up/id1/a.txt']);
+  });
+
+  it('refuses a file the store reports with another size, and deletes it', async () => {
+    const body = buildMultipart([{ name: 'f', filename: 'a.txt', data: 'abc' }]);
+    const { events, sink } = await run(body, { sink: { misreportSizeBy: 4 } });
+    expect(events.at(-1)).toMatchObject({
+      type: 'error',
+      code: 'STORAGE_FAILED',
+      message: expect.stringContaining('holds 7 bytes for "a.txt", 3 were sent'),
+      deleted: ['up/id1/a.txt'],
+    });
+    expect(events.some((e) => e.type === 'file-stored')).toBe(false);
+    expect(sink.objects.size).toBe(0);
   });
 
   it('names the files it could not delete', async () => {
