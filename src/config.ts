@@ -21,6 +21,13 @@ export interface Config {
   readonly port: number;
   /** `HOST`: Node server listen address. Default `127.0.0.1` (set `0.0.0.0` in a container). */
   readonly host: string;
+  /**
+   * `UPLOAD_HEADERS_TIMEOUT_MS`: time a client has to send its request headers, ms. Default 30000.
+   * `UPLOAD_IDLE_TIMEOUT_MS`: a connection that sends nothing this long is closed, ms. Default 120000.
+   * A whole request has no time limit (large files on slow links): these two keep slow or
+   * stalled clients from holding connections and uploads.
+   */
+  readonly timeouts: { readonly headersMs: number; readonly idleMs: number };
   /** `LOG_LEVEL`: debug | info | warn | error | silent. Default `info`. */
   readonly logLevel: LogLevel;
   /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
@@ -244,6 +251,10 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: read('HOST') ?? '127.0.0.1',
+    timeouts: {
+      headersMs: int('UPLOAD_HEADERS_TIMEOUT_MS', 30_000, 100, 600_000),
+      idleMs: int('UPLOAD_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    },
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
     keyPrefix,
     authToken,

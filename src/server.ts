@@ -30,14 +30,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/**
- * Timeouts of node:http, chosen for long uploads: no limit on a whole request (a 5 GiB file
- * on a slow link takes long), but headers must arrive within 30 s and a socket that sends
- * nothing for 120 s is closed, so slow or stalled clients cannot hold uploads open.
- */
-const HEADERS_TIMEOUT_MS = 30_000;
-const IDLE_TIMEOUT_MS = 120_000;
-
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.logLevel, { service: 's3-stream-upload' });
   let embedded: EmbeddedS3 | undefined;
@@ -57,10 +49,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   // instance and needs none).
   if (config.memory.budgetBytes > 0) upload.memoryBudget = createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
   const server = createServer(
-    { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5_000 },
+    // No limit on a whole request (a 5 GiB file on a slow link takes long); headers and idle
+    // time are bounded instead (config.timeouts).
+    {
+      requestTimeout: 0,
+      headersTimeout: config.timeouts.headersMs,
+      // node:http checks header deadlines on this interval (default 30 s): keep it finer.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(config.timeouts.headersMs / 4))),
+      keepAliveTimeout: 5_000,
+    },
     createRequestListener({ upload, logger, ...(config.authToken ? { authToken: config.authToken } : {}) }),
   );
-  server.setTimeout(IDLE_TIMEOUT_MS);
+  server.setTimeout(config.timeouts.idleMs);
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(config.port, config.host, () => {

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -289,6 +290,53 @@ describe('errors: stable code, nothing stored, server stays up', () => {
     expect(await listKeys()).toEqual(before);
     const ok = await post(`${url}/uploads`, buildMultipart([file(5)]), { headers: { 'content-type': CONTENT_TYPE } });
     expect(ok.status).toBe(201);
+  });
+});
+
+describe('slow clients cannot hold the server', () => {
+  let strict: RunningServer;
+  beforeAll(async () => {
+    strict = await startWith({ UPLOAD_HEADERS_TIMEOUT_MS: '400', UPLOAD_IDLE_TIMEOUT_MS: '600' });
+  });
+  afterAll(async () => {
+    await strict?.close();
+  });
+
+  /** Opens a raw connection, writes `data`, resolves with what came back when the server closed it. */
+  function holdOpen(data: string | Buffer, maxMs: number): Promise<{ closedByServer: boolean; reply: string; ms: number }> {
+    const { port } = new URL(strict.url);
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(data));
+      let reply = '';
+      socket.on('data', (d: Buffer) => (reply += d.toString()));
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ closedByServer: false, reply, ms: Date.now() - t0 });
+      }, maxMs);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ closedByServer: true, reply, ms: Date.now() - t0 });
+      });
+      socket.on('error', () => {});
+    });
+  }
+
+  it('closes a connection whose headers never finish', async () => {
+    const res = await holdOpen('POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Type: multip', 10_000);
+    expect(res.closedByServer).toBe(true);
+    expect(res.reply).toMatch(/^(HTTP\/1\.1 408|$)/);
+  });
+
+  it('closes an upload that stops sending, aborts it, and stores nothing', async () => {
+    const before = await listKeys();
+    const body = buildMultipart([{ name: 'f', filename: 'stall.bin', data: Buffer.alloc(100_000, 1) }]);
+    const head = `POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Type: ${CONTENT_TYPE}\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const res = await holdOpen(Buffer.concat([Buffer.from(head), body.subarray(0, 50_000)]), 10_000);
+    expect(res.closedByServer).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await listKeys()).toEqual(before);
+    expect((await get(`${strict.url}/healthz`)).status).toBe(200);
   });
 });
 

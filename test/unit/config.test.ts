@@ -30,6 +30,10 @@ describe('loadConfig', () => {
         checksumCalculation: 'WHEN_REQUIRED',
       },
       lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
+      timeouts: { headersMs: 30_000, idleMs: 120_000 },
+      memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64 },
+      allowedTypes: undefined,
+      authToken: undefined,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.limits)).toBe(true);
@@ -105,6 +109,9 @@ describe('loadConfig', () => {
     [{ UPLOAD_KEY_PREFIX: '/abs/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
     [{ UPLOAD_KEY_PREFIX: 'a/../b/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
     [{ UPLOAD_AUTH_TOKEN: 'short' }, 'UPLOAD_AUTH_TOKEN must be at least 16 characters'],
+    [{ UPLOAD_ALLOWED_TYPES: 'image/png,png' }, 'UPLOAD_ALLOWED_TYPES must list content types such as image/png or image/*, got "png"'],
+    [{ UPLOAD_MEMORY_BYTES: 'lots' }, 'UPLOAD_MEMORY_BYTES must be a byte size'],
+    [{ UPLOAD_HEADERS_TIMEOUT_MS: '5' }, 'UPLOAD_HEADERS_TIMEOUT_MS must be between 100 and 600000'],
   ])('refuses %j naming the variable', (env, message) => {
     expect(problems(env as Record<string, string>).join('\n')).toContain(message);
   });
@@ -116,6 +123,21 @@ describe('loadConfig', () => {
   it('requires a bucket where there is no embedded S3 (Lambda)', () => {
     expect(() => loadConfig({}, { requireBucket: true })).toThrow(/UPLOAD_BUCKET is required/);
     expect(loadConfig({ UPLOAD_BUCKET: 'b-1' }, { requireBucket: true }).s3.embedded).toBe(false);
+  });
+
+  it('reads the allowlist, memory budget and timeouts', () => {
+    const c = loadConfig({
+      UPLOAD_ALLOWED_TYPES: ' Image/PNG, image/* ,application/pdf',
+      UPLOAD_MEMORY_BYTES: '0',
+      UPLOAD_MEMORY_QUEUE: '5',
+      UPLOAD_HEADERS_TIMEOUT_MS: '1000',
+      UPLOAD_IDLE_TIMEOUT_MS: '2000',
+      UPLOAD_AUTH_TOKEN: 'x'.repeat(16),
+    });
+    expect(c.allowedTypes).toEqual(['image/png', 'image/*', 'application/pdf']);
+    expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5 });
+    expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
+    expect(c.authToken).toBe('x'.repeat(16));
   });
 
   it('treats empty variables as unset', () => {
