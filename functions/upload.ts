@@ -6,12 +6,18 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { createS3UploadDeps } from '../src/wiring.ts';
+import { createS3SessionService } from '../src/session-wiring.ts';
 
 const SERVICE = 's3-stream-upload';
 const config = loadConfig(process.env, { requireBucket: true });
 const logger = createLogger(config.logLevel, { service: SERVICE });
 // Clean-up after a deadline must fit in the time kept back from Lambda's timeout.
-const { upload } = createS3UploadDeps(config, logger, { cleanupTimeoutMs: Math.floor(config.lambda.deadlineMarginMs / 2) });
+const { upload, client } = createS3UploadDeps(config, logger, {
+  cleanupTimeoutMs: Math.floor(config.lambda.deadlineMarginMs / 2),
+});
+// Every instance must sign with the same secret, so there is no per-instance fallback.
+const sessions = config.sessions.secret ? createS3SessionService(config, client, config.sessions.secret, logger) : undefined;
+if (!sessions) logger.warn('UPLOAD_SESSION_SECRET is not set: the upload-session routes answer 404');
 
 export const handler = streamifyResponse(
   createLambdaHandler({
@@ -24,6 +30,7 @@ export const handler = streamifyResponse(
       ...(config.logLevel === 'silent' ? { write: () => {} } : {}),
     }),
     maxBodyBytes: config.lambda.maxBodyBytes,
+    ...(sessions ? { sessions } : {}),
     deadlineMarginMs: config.lambda.deadlineMarginMs,
   }),
 );

@@ -2,3 +2,5 @@ export declare const SERVER_BUNDLE: string;
 export declare function buildServer(): Promise<string>;
 export declare const FUNCTION_BUNDLE: string;
 export declare function buildFunction(outfile?: string): Promise<string>;
+export declare const CLI_BUNDLE: string;
+export declare function buildCli(outfile?: string): Promise<string>;

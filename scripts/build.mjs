@@ -48,4 +48,27 @@ export async function buildFunction(outfile = FUNCTION_BUNDLE) {
   return outfile;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await buildServer();
+export const CLI_BUNDLE = fileURLToPath(new URL('../dist/cli.mjs', import.meta.url));
+
+/**
+ * Bundles the client CLI (src/client/cli.ts) into dist/cli.mjs, which bin/s3-stream-upload.mjs
+ * loads. Node refuses to strip types under node_modules, so an installed package needs JS;
+ * the client has no dependencies, so the bundle is small and runs on Node 20+.
+ */
+export async function buildCli(outfile = CLI_BUNDLE) {
+  await build({
+    entryPoints: [fileURLToPath(new URL('../src/client/cli.ts', import.meta.url))],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await buildServer();
+  await buildCli();
+}

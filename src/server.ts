@@ -12,6 +12,8 @@ import { createMemoryBudget } from './core/memory-budget.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { S3ClientOptions } from './storage/s3-client.ts';
 import { createS3UploadDeps } from './wiring.ts';
+import { createS3SessionService } from './session-wiring.ts';
+import { randomBytes } from 'node:crypto';
 
 export interface StartOptions {
   logger?: Logger;
@@ -47,7 +49,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { client, upload } = createS3UploadDeps(config, logger, clientOptions);
   // One budget for every upload of this process (the Lambda function serves one request per
   // instance and needs none).
-  if (config.memory.budgetBytes > 0) upload.memoryBudget = createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
+  if (config.memory.budgetBytes > 0)
+    upload.memoryBudget = createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
+  let sessionSecret = config.sessions.secret;
+  if (sessionSecret === undefined) {
+    // Session ids are signed with this; one per process means they do not survive a restart
+    // nor work across instances behind a load balancer.
+    sessionSecret = randomBytes(32).toString('base64url');
+    logger.warn('UPLOAD_SESSION_SECRET is not set: upload sessions use a random per-process secret and do not survive a restart');
+  }
+  const sessions = createS3SessionService(config, client, sessionSecret, logger, clientOptions);
   const server = createServer(
     // No limit on a whole request (a 5 GiB file on a slow link takes long); headers and idle
     // time are bounded instead (config.timeouts).
@@ -58,7 +69,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(config.timeouts.headersMs / 4))),
       keepAliveTimeout: 5_000,
     },
-    createRequestListener({ upload, logger, ...(config.authToken ? { authToken: config.authToken } : {}) }),
+    createRequestListener({ upload, logger, sessions, ...(config.authToken ? { authToken: config.authToken } : {}) }),
   );
   server.setTimeout(config.timeouts.idleMs);
   await new Promise<void>((ok, fail) => {

@@ -12,12 +12,16 @@ import type { Logger } from '../logger.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './respond.ts';
 import { createBearerCheck } from './auth.ts';
 import { matchRoute } from './routes.ts';
+import { handleSessionRoute, type SessionRoute } from './session-routes.ts';
+import type { SessionService } from '../core/sessions.ts';
 
 export interface NodeAdapterOptions {
   upload: UploadDeps;
   logger: Logger;
   /** Required bearer token (every route but /healthz); undefined for open access. */
   authToken?: string;
+  /** Upload sessions (direct-to-S3 lane); without it the session routes answer 404. */
+  sessions?: SessionService;
   /**
    * After a failed upload the rest of the body is read and dropped so the client sees the
    * response instead of a reset; past this many bytes the connection is closed instead.
@@ -45,6 +49,7 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
       work = sendJson(res, errorResponse(denied, { 'www-authenticate': 'Bearer' }));
     } else if (route.kind === 'upload') work = handleUpload(req, res, logger);
     else if (route.kind === 'health') work = sendJson(res, jsonResponse(200, { status: 'ok' }));
+    else if (route.kind === 'session') work = handleSession(route, req, res, logger);
     else work = sendJson(res, errorResponse(route.error, route.headers));
 
     work.catch((err: unknown) => {
@@ -54,6 +59,21 @@ export function createRequestListener(options: NodeAdapterOptions): (req: Incomi
       else res.destroy();
     });
   };
+
+  async function handleSession(route: SessionRoute, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
+    const started = Date.now();
+    const response = await handleSessionRoute(route, req, options.sessions);
+    // A refused body (too large) is not read to its end: close rather than drain it.
+    if (!req.complete) res.setHeader('connection', 'close');
+    await sendJson(res, response);
+    const failed = response.error !== undefined && response.error.status >= 500;
+    (failed ? logger.error : logger.info).call(logger, 'session request finished', {
+      action: route.action,
+      outcome: response.outcome,
+      ms: Date.now() - started,
+      ...(failed ? { err: response.error } : {}),
+    });
+  }
 
   async function handleUpload(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
     const started = Date.now();

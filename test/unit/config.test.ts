@@ -109,7 +109,10 @@ describe('loadConfig', () => {
     [{ UPLOAD_KEY_PREFIX: '/abs/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
     [{ UPLOAD_KEY_PREFIX: 'a/../b/' }, 'UPLOAD_KEY_PREFIX must not start with "/"'],
     [{ UPLOAD_AUTH_TOKEN: 'short' }, 'UPLOAD_AUTH_TOKEN must be at least 16 characters'],
-    [{ UPLOAD_ALLOWED_TYPES: 'image/png,png' }, 'UPLOAD_ALLOWED_TYPES must list content types such as image/png or image/*, got "png"'],
+    [
+      { UPLOAD_ALLOWED_TYPES: 'image/png,png' },
+      'UPLOAD_ALLOWED_TYPES must list content types such as image/png or image/*, got "png"',
+    ],
     [{ UPLOAD_MEMORY_BYTES: 'lots' }, 'UPLOAD_MEMORY_BYTES must be a byte size'],
     [{ UPLOAD_HEADERS_TIMEOUT_MS: '5' }, 'UPLOAD_HEADERS_TIMEOUT_MS must be between 100 and 600000'],
   ])('refuses %j naming the variable', (env, message) => {
@@ -156,4 +159,34 @@ describe('parseBytes', () => {
     ['12b', 12],
   ])('%s -> %d', (text, bytes) => expect(parseBytes(text)).toBe(bytes));
   it.each(['', 'MiB', '-1', '1e3', '5 parsecs', '0x10'])('%j is not a size', (text) => expect(parseBytes(text)).toBeUndefined());
+});
+
+describe('upload session settings', () => {
+  it('default: no secret, 3600 s, 100 URLs per answer', () => {
+    expect(loadConfig({}).sessions).toEqual({ secret: undefined, ttlSeconds: 3600, batchParts: 100 });
+  });
+
+  it('reads UPLOAD_SESSION_SECRET, UPLOAD_SESSION_TTL_SECONDS, UPLOAD_SESSION_BATCH_PARTS', () => {
+    const c = loadConfig({
+      UPLOAD_SESSION_SECRET: 's'.repeat(32),
+      UPLOAD_SESSION_TTL_SECONDS: '604800',
+      UPLOAD_SESSION_BATCH_PARTS: '1000',
+    });
+    expect(c.sessions).toEqual({ secret: 's'.repeat(32), ttlSeconds: 604800, batchParts: 1000 });
+  });
+
+  it.each([
+    [{ UPLOAD_SESSION_SECRET: 'short' }, /UPLOAD_SESSION_SECRET must be at least 32 characters/],
+    [{ UPLOAD_SESSION_TTL_SECONDS: '59' }, /UPLOAD_SESSION_TTL_SECONDS must be between 60 and 604800/],
+    [{ UPLOAD_SESSION_TTL_SECONDS: '604801' }, /UPLOAD_SESSION_TTL_SECONDS must be between 60 and 604800/],
+    [{ UPLOAD_SESSION_TTL_SECONDS: '1h' }, /UPLOAD_SESSION_TTL_SECONDS must be a whole number/],
+    [{ UPLOAD_SESSION_BATCH_PARTS: '0' }, /UPLOAD_SESSION_BATCH_PARTS must be between 1 and 1000/],
+    [{ UPLOAD_SESSION_BATCH_PARTS: '1001' }, /UPLOAD_SESSION_BATCH_PARTS must be between 1 and 1000/],
+  ])('refuses %j', (env, message) => {
+    expect(problems(env)).toEqual([expect.stringMatching(message)]);
+  });
+
+  it('never puts the secret in an error message', () => {
+    expect(problems({ UPLOAD_SESSION_SECRET: 'tiny-secret' }).join('\n')).not.toContain('tiny-secret');
+  });
 });

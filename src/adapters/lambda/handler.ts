@@ -18,6 +18,8 @@ import type { MetricsRecorder } from '../../metrics.ts';
 import type { UploadEvent } from '../../protocol.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead, type ResponsePiece } from '../respond.ts';
 import { matchRoute } from '../routes.ts';
+import { handleSessionRoute } from '../session-routes.ts';
+import type { SessionService } from '../../core/sessions.ts';
 import { toHttpRequest, type LambdaHttpEvent } from './events.ts';
 import { httpResponseStream, type ResponseStream, type StreamingHandler } from './runtime.ts';
 
@@ -29,6 +31,8 @@ export interface LambdaHandlerOptions {
   maxBodyBytes: number;
   /** Kept back from the remaining time to abort and answer cleanly, ms. */
   deadlineMarginMs: number;
+  /** Upload sessions (direct-to-S3 lane); without it the session routes answer 404. */
+  sessions?: SessionService;
 }
 
 const LIMIT_CODES = new Set(['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'TOO_MANY_FIELDS', 'FIELD_TOO_LARGE', 'PAYLOAD_TOO_LARGE']);
@@ -51,7 +55,22 @@ export function createLambdaHandler(options: LambdaHandlerOptions): StreamingHan
 
     if (route.kind === 'health') pieces = single(jsonResponse(200, { status: 'ok' }, baseHeaders));
     else if (route.kind === 'error') pieces = single(errorResponse(route.error, { ...baseHeaders, ...route.headers }));
-    else if (req.bodyBytes > options.maxBodyBytes) {
+    else if (route.kind === 'session') {
+      // JSON in and out, well under the payload limit; no file byte passes through here.
+      const started = Date.now();
+      pieces = (async function* () {
+        const res = await handleSessionRoute(route, req.body, options.sessions);
+        const failed = res.error !== undefined && res.error.status >= 500;
+        (failed ? logger.error : logger.info).call(logger, 'session request finished', {
+          action: route.action,
+          outcome: res.outcome,
+          payloadFormat: req.version,
+          ms: Date.now() - started,
+          ...(failed ? { err: res.error } : {}),
+        });
+        yield* single({ head: { ...res.head, headers: { ...res.head.headers, ...baseHeaders } }, body: res.body });
+      })();
+    } else if (req.bodyBytes > options.maxBodyBytes) {
       const error = new UploadError(
         'PAYLOAD_TOO_LARGE',
         `Request body is ${req.bodyBytes} bytes; this endpoint takes at most ${options.maxBodyBytes}. ` +

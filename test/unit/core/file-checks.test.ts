@@ -70,7 +70,11 @@ describe('file type checks', () => {
   });
 
   it('checks a file shorter than the sniffed head at its end', async () => {
-    const res = await run([Buffer.from('%PD')], { filename: 'x.pdf', declaredType: 'application/pdf', allowedTypes: ['application/pdf'] });
+    const res = await run([Buffer.from('%PD')], {
+      filename: 'x.pdf',
+      declaredType: 'application/pdf',
+      allowedTypes: ['application/pdf'],
+    });
     expect(!res.ok && res.err.code).toBe('UNSUPPORTED_FILE_TYPE');
   });
 });
@@ -87,7 +91,11 @@ describe('checksums', () => {
   it('errors before the end on a mismatch, and counts bytes', async () => {
     const bad = await run([data], { filename: 'f', declaredType: 'text/plain', expectedSha256: sha256('other') });
     expect(!bad.ok && bad.err.code).toBe('CHECKSUM_MISMATCH');
-    const good = await run([data.subarray(0, 4), data.subarray(4)], { filename: 'f', declaredType: 'text/plain', expectedSha256: sha256(data) });
+    const good = await run([data.subarray(0, 4), data.subarray(4)], {
+      filename: 'f',
+      declaredType: 'text/plain',
+      expectedSha256: sha256(data),
+    });
     expect(good.ok && good.checks.bytesSeen).toBe(data.length);
   });
 });

@@ -54,7 +54,14 @@ const MODES = [
 
 const started = (field: string, filename: string, key: string, contentType = 'application/octet-stream') =>
   ({ type: 'file-started', field, filename, key, contentType }) as const;
-const storedFile = (field: string, filename: string, key: string, data: string, etag: string, contentType = 'application/octet-stream') => ({
+const storedFile = (
+  field: string,
+  filename: string,
+  key: string,
+  data: string,
+  etag: string,
+  contentType = 'application/octet-stream',
+) => ({
   field,
   filename,
   key,
@@ -86,7 +93,10 @@ const CASES: Case[] = [
     ],
     events: [
       started('doc', 'report.pdf', 'up/id1/report.pdf', 'application/pdf'),
-      { type: 'file-stored', ...storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 'PDF-bytes', '"etag-0"', 'application/pdf') },
+      {
+        type: 'file-stored',
+        ...storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 'PDF-bytes', '"etag-0"', 'application/pdf'),
+      },
       {
         type: 'done',
         files: [storedFile('doc', 'report.pdf', 'up/id1/report.pdf', 'PDF-bytes', '"etag-0"', 'application/pdf')],
@@ -106,7 +116,11 @@ const CASES: Case[] = [
     events: [
       started('f1', 'été €.txt', 'up/id1/ete-.txt'),
       // The repeated field name is echoed in `fields` but only its first value fits a metadata key.
-      { type: 'file-stored', ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 'summer', '"etag-0"'), metadataOmitted: ['tag'] },
+      {
+        type: 'file-stored',
+        ...storedFile('f1', 'été €.txt', 'up/id1/ete-.txt', 'summer', '"etag-0"'),
+        metadataOmitted: ['tag'],
+      },
       started('f2', 'empty.bin', 'up/id2/empty.bin'),
       { type: 'file-stored', ...storedFile('f2', 'empty.bin', 'up/id2/empty.bin', '', '"etag-1"'), metadataOmitted: ['tag'] },
       {
