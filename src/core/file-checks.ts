@@ -45,7 +45,12 @@ export function typeAllowed(type: string, allowed: readonly string[]): boolean {
  * allowed; a type with a known signature must show it; bytes that prove another type are
  * refused (a PE file sent as image/png fails, a PNG sent as text/plain fails).
  */
-export function checkFileType(declared: string, head: Buffer, allowed: readonly string[], filename: string): UploadError | undefined {
+export function checkFileType(
+  declared: string,
+  head: Buffer,
+  allowed: readonly string[],
+  filename: string,
+): UploadError | undefined {
   const refuse = (why: string) =>
     new UploadError('UNSUPPORTED_FILE_TYPE', `File ${JSON.stringify(filename)} ${why}; allowed: ${allowed.join(', ')}`);
   if (!typeAllowed(declared, allowed)) return refuse(`has type ${declared}`);

@@ -10,8 +10,13 @@
 export const METADATA_BUDGET_BYTES = 2048;
 /** Metadata key holding the original file name. */
 export const FILENAME_METADATA_KEY = 'original-filename';
-/** The original name is cut to this many encoded bytes so fields still have room. */
-const MAX_FILENAME_BYTES = 1024;
+/**
+ * The original name may take the whole budget (a 255-character non-ASCII name, legal on
+ * macOS and Windows, encodes to up to 1,530 bytes); fields get what it leaves.
+ */
+const MAX_FILENAME_BYTES = METADATA_BUDGET_BYTES - FILENAME_METADATA_KEY.length;
+/** Longest encoded `filename*` in Content-Disposition, bytes (S3 takes 8 KB of headers in all). */
+const MAX_DISPOSITION_NAME_BYTES = 2048;
 
 export interface FileMetadata {
   metadata: Record<string, string>;
@@ -68,6 +73,10 @@ export function buildFileMetadata(filename: string, fields: ReadonlyArray<readon
  */
 export function contentDisposition(filename: string, asciiFallback: string): string {
   const fallback = asciiFallback.replace(/["\\]/g, '') || 'file';
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  // RFC 5987 attr-char excludes ' ( ) * which encodeURIComponent leaves as they are.
+  const encoded = encodeMetadataValue(filename, MAX_DISPOSITION_NAME_BYTES).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

@@ -105,3 +105,50 @@ export function payloadTooLarge(maxTotalBytes: number): UploadError {
 export function unnamedPart(): UploadError {
   return new UploadError('MALFORMED_MULTIPART', 'Every part needs a name in its Content-Disposition (RFC 7578 section 4.2)');
 }
+
+/** The boundary parameter of a multipart Content-Type (quoted or not), if any. */
+export function boundaryOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '');
+  return m?.[1] ?? m?.[2];
+}
+
+/**
+ * Counts multipart delimiters (`CRLF--boundary`, RFC 2046 section 5.1.1) in the raw body, the
+ * same needle busboy searches for. busboy drops a part it cannot use (no or unparseable
+ * Content-Disposition, e.g. a bad `filename*` escape) without a word; comparing this count
+ * with the parts it reported turns such a silent loss into MALFORMED_MULTIPART.
+ */
+export class DelimiterCounter {
+  count = 0;
+  readonly #needle: Buffer;
+  /** Last needle.length - 1 bytes seen, to find a delimiter split across chunks. */
+  #tail: Buffer;
+
+  constructor(boundary: string) {
+    this.#needle = Buffer.from(`\r\n--${boundary}`, 'latin1');
+    // busboy reads the body as if a CRLF came first (a body may open with the delimiter).
+    this.#tail = Buffer.from('\r\n');
+  }
+
+  feed(chunk: Buffer): void {
+    const needle = this.#needle;
+    const keep = needle.length - 1;
+    // A delimiter that starts in the tail and ends in this chunk.
+    if (this.#tail.length > 0) {
+      const window = Buffer.concat([this.#tail, chunk.subarray(0, keep)]);
+      for (let i = window.indexOf(needle); i >= 0 && i < this.#tail.length; i = window.indexOf(needle, i + 1)) this.count++;
+    }
+    for (let i = chunk.indexOf(needle); i >= 0; i = chunk.indexOf(needle, i + needle.length)) this.count++;
+    this.#tail =
+      chunk.length >= keep
+        ? Buffer.from(chunk.subarray(chunk.length - keep))
+        : Buffer.concat([this.#tail, chunk]).subarray(-keep);
+  }
+}
+
+export function skippedPart(): UploadError {
+  return new UploadError(
+    'MALFORMED_MULTIPART',
+    'A part has no usable Content-Disposition (missing, not form-data, or with an unreadable filename*)',
+  );
+}

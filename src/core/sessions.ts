@@ -65,8 +65,6 @@ const MiB = 1024 * 1024;
 const S3_PART_LIMITS = { minPartBytes: 5 * MiB, maxPartBytes: 5 * 1024 * MiB, maxParts: 10_000 } as const;
 /** Longest file name accepted, UTF-8 bytes (it travels inside the session id, in URLs). */
 const MAX_FILENAME_BYTES = 1024;
-/** Cut for the name in Content-Disposition, characters (as POST /uploads does). */
-const MAX_DISPOSITION_NAME = 512;
 /** Bytes read back from the object's start for the magic-byte type check. */
 const SNIFF_BYTES = 16;
 const CONTENT_TYPE_FORMAT = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
@@ -332,7 +330,7 @@ export function createSessionService(options: SessionOptions): SessionService {
       const uploadId = await store.createMultipart({
         key,
         contentType: input.contentType,
-        contentDisposition: contentDisposition(input.filename.slice(0, MAX_DISPOSITION_NAME), sanitizeFilename(input.filename)),
+        contentDisposition: contentDisposition(input.filename, sanitizeFilename(input.filename)),
         metadata,
       });
       const claims: SessionClaims = {

@@ -15,7 +15,10 @@ import { FileChecks, parseSha256 } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
 import {
+  boundaryOf,
   createMultipartParser,
+  DelimiterCounter,
+  skippedPart,
   fieldTooLarge,
   fileTooLarge,
   malformedMultipart,
@@ -70,8 +73,6 @@ export interface UploadDeps {
 const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 /** Text field carrying the expected SHA-256 of the file part that follows it. */
 export const SHA256_FIELD = 'sha256';
-/** Cut for the name in Content-Disposition, characters; keeps S3's 8 KB header budget. */
-const MAX_DISPOSITION_NAME = 512;
 
 /**
  * Parses a multipart request and streams each file part into the sink. Yields
@@ -144,13 +145,19 @@ async function runPipeline(
   try {
     const parser = createMultipartParser(req.headers, limits);
     if (failure) throw failure;
+    const delimiters = new DelimiterCounter(boundaryOf(headerOf(req.headers, 'content-type'))!);
+    /** Parts busboy reported (fields and files, stored or not). */
+    let partsSeen = 0;
 
     // Counts the raw body against maxTotalBytes before busboy sees a byte.
     const meter = new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
         const room = limits.maxTotalBytes - totalBytes;
         totalBytes += chunk.length;
-        if (totalBytes <= limits.maxTotalBytes) return done(null, chunk);
+        if (totalBytes <= limits.maxTotalBytes) {
+          delimiters.feed(chunk);
+          return done(null, chunk);
+        }
         // Parse up to the limit, then fail: the outcome does not depend on chunk sizes.
         if (room > 0) this.push(chunk.subarray(0, room));
         done(payloadTooLarge(limits.maxTotalBytes));
@@ -162,6 +169,7 @@ async function runPipeline(
     );
 
     parser.on('field', (name: string | undefined, value: string, info: { nameTruncated: boolean; valueTruncated: boolean }) => {
+      partsSeen++;
       if (failure) return;
       if (name === undefined) return fail(unnamedPart());
       if (info.valueTruncated || info.nameTruncated) return fail(fieldTooLarge(name, limits.maxFieldBytes));
@@ -176,12 +184,10 @@ async function runPipeline(
     parser.on('filesLimit', () => fail(tooManyFiles(limits.maxFiles)));
     parser.on('fieldsLimit', () => fail(tooManyFields(limits.maxFields)));
     parser.on('file', (name: string | undefined, stream: Readable, info: { filename?: string; mimeType: string }) => {
-      if (failure) {
-        stream.resume();
-        return;
-      }
+      partsSeen++;
+      if (failure) return discard(stream);
       if (name === undefined) {
-        stream.resume();
+        discard(stream);
         return fail(unnamedPart());
       }
       const index = stored.length;
@@ -202,6 +208,8 @@ async function runPipeline(
     req.body.pipe(meter).pipe(parser);
     try {
       await Promise.race([parsed, failed]);
+      // One delimiter closes the body; every other one opened a part busboy should have reported.
+      if (!failure && partsSeen < delimiters.count - 1) fail(skippedPart());
       await Promise.race([Promise.all(inFlight), failed]);
       if (!failure && stored.length === 0) fail(new UploadError('NO_FILES', 'The request contains no file part'));
     } finally {
@@ -277,7 +285,7 @@ async function runPipeline(
         key,
         body,
         contentType,
-        contentDisposition: contentDisposition(filename.slice(0, MAX_DISPOSITION_NAME), safeName),
+        contentDisposition: contentDisposition(filename, safeName),
         metadata,
         signal,
       });
@@ -356,4 +364,14 @@ function collectFields(list: ReadonlyArray<readonly [string, string]>): Fields {
 function headerOf(headers: IncomingHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Drains a file part nobody will store. busboy destroys a part cut short by the end of the
+ * body with "Unexpected end of form": without a listener that error would be thrown as an
+ * uncaught exception (and crash a Lambda instance). The request's outcome is decided elsewhere.
+ */
+function discard(part: Readable): void {
+  part.on('error', () => {});
+  part.resume();
 }

@@ -29,22 +29,32 @@ export interface S3SinkOptions {
 }
 
 /**
- * lib-storage sends its requests without an abort signal. This view of the client adds one
- * to every call of an upload, so a request out of time stops its in-flight parts at once
- * instead of waiting for S3 to answer.
+ * lib-storage sends its requests without an abort signal. This view of the client gives each
+ * call of an upload one: UploadPart requests stop as soon as the request fails (the parts are
+ * discarded by the abort anyway, and a stalled S3 must not keep the upload open), every other
+ * call only at a deadline (see `put`).
  */
-function clientWithSignal(client: S3Client, signal: AbortSignal): S3Client {
+function clientWithSignals(client: S3Client, onFailure: AbortSignal, onDeadline: AbortSignal): S3Client {
   return new Proxy(client, {
     get(target, prop) {
       if (prop === 'send') {
         return (command: Parameters<S3Client['send']>[0], options?: { abortSignal?: AbortSignal }) =>
-          target.send(command, { ...options, abortSignal: signal });
+          target.send(command, { ...options, abortSignal: isUploadPart(command) ? onFailure : onDeadline });
       }
       // The target as receiver: the SDK's getters and methods may use private fields.
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/**
+ * Told by its input, not by `instanceof`: lib-storage may load the CommonJS build of the S3
+ * client while this module has the ES one (two distinct UploadPartCommand classes).
+ */
+function isUploadPart(command: { input?: unknown }): boolean {
+  const input = command.input as { PartNumber?: unknown; UploadId?: unknown } | undefined;
+  return input?.PartNumber !== undefined && input.UploadId !== undefined;
 }
 
 export function createS3Sink(options: S3SinkOptions): ObjectSink {
@@ -96,14 +106,14 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
 
     async put(input: PutObjectInput): Promise<PutObjectOutput> {
       const { key, body, signal } = input;
-      // Two ways to stop. Any failure stops *reading*: the body is failed, no new part or
-      // PutObject starts, and requests already sent are let finish, so their outcome is known
-      // (an object that lands is deleted by the core). Only a deadline also cuts requests in
-      // flight: a request cut after S3 got its body may still land after our DeleteObject,
-      // a risk taken only when there is no time to wait.
+      // Two ways to stop. Any failure stops *reading* (the body is failed, no new part or
+      // PutObject starts) and cuts UploadParts in flight. PutObject, Create and Complete
+      // requests already sent are let finish so their outcome is known (an object that lands
+      // is deleted by the core): one cut after S3 got it may still land after our
+      // DeleteObject, a risk taken only at a deadline, when there is no time to wait.
       const hardStop = new AbortController();
       const upload = new Upload({
-        client: clientWithSignal(client, hardStop.signal),
+        client: clientWithSignals(client, signal, hardStop.signal),
         params: {
           Bucket: bucket,
           Key: key,
@@ -150,12 +160,17 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
       const versionId = out.VersionId;
       let storedSize: number | undefined;
       try {
-        const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
-          abortSignal: hardStop.signal,
-        });
+        const head = await client.send(
+          new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+          {
+            abortSignal: hardStop.signal,
+          },
+        );
         storedSize = head.ContentLength;
       } catch (err) {
-        await removeObject(key, versionId).catch((e: unknown) => logger?.error('DeleteObject after a failed HeadObject failed', { key, err: e }));
+        await removeObject(key, versionId).catch((e: unknown) =>
+          logger?.error('DeleteObject after a failed HeadObject failed', { key, err: e }),
+        );
         throw storageError(err, 'confirm the stored file');
       }
       return {

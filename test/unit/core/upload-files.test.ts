@@ -231,6 +231,25 @@ const CASES: Case[] = [
     objects: {},
   },
   {
+    // busboy drops such parts silently; the delimiter count turns the loss into an error.
+    name: 'a part with an unreadable filename* is refused, not dropped',
+    raw: Buffer.concat([
+      Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="x"; filename*=UTF-8''%ZZ.txt\r\n\r\nlost\r\n`),
+      buildMultipart([{ name: 'f', filename: 'kept.txt', data: 'kept' }]),
+    ]),
+    events: [started('f', 'kept.txt', 'up/id1/kept.txt'), { type: 'error', code: 'MALFORMED_MULTIPART' }],
+    objects: {},
+  },
+  {
+    name: 'a part without Content-Disposition is refused, not dropped',
+    raw: Buffer.concat([
+      Buffer.from(`--${BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nlost\r\n`),
+      buildMultipart([{ name: 'f', filename: 'k.txt', data: 'k' }]),
+    ]),
+    events: [started('f', 'k.txt', 'up/id1/k.txt'), { type: 'error', code: 'MALFORMED_MULTIPART' }],
+    objects: {},
+  },
+  {
     name: 'preamble and epilogue are ignored',
     raw: Buffer.concat([
       Buffer.from('This is a preamble.\r\n'),
