@@ -9,8 +9,8 @@
  * (b) The real Node server writing into radosgw over HTTP: same bodies, 4xx with a stable
  *     code and JSON body, and at the end no open multipart upload, no object from a failed
  *     request, /healthz still 200.
- * No unhandled rejection or uncaught exception anywhere. (Other seeds than the default find
- * the crash pinned in skipped-part-crash.test.ts, e.g. FUZZ_SEED=660416452 FUZZ_RUNS=4000.)
+ * No unhandled rejection or uncaught exception anywhere. (Other seeds found the crash now
+ * guarded by skipped-part-crash.test.ts, e.g. FUZZ_SEED=660416452 FUZZ_RUNS=4000.)
  *
  * FUZZ_SEED overrides the seed (printed); FUZZ_RUNS / FUZZ_HTTP_RUNS the counts.
  */
