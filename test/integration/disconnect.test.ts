@@ -8,15 +8,13 @@
  *
  * DISCONNECT_TRIALS (default 60) and DISCONNECT_SEED (default 20240611) override the run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildServer } from '../../scripts/build.mjs';
 import { get, post } from '../helpers/http.ts';
 import { BOUNDARY, CONTENT_TYPE, prng, streamMultipart } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { deleteKeys, destroyBucket, listKeys, listOpenUploads, pollUntil, type OpenUpload } from '../helpers/s3-inspect.ts';
 
 const endpoint = inject('radosgwEndpoint');
@@ -37,7 +35,7 @@ const MAX_SIZE = 24 * MiB;
  */
 const RSS_SLACK = 40 * MiB;
 
-let child: ChildProcess;
+let server: ServerProcess;
 let url: string;
 let direct: S3Client;
 let bucket: string;
@@ -72,7 +70,7 @@ interface MemoryFigures {
 }
 
 /** Memory after two full GCs and a short pause (freed memory goes back to the OS). */
-async function settledMemory(pid: number): Promise<MemoryFigures> {
+async function settledMemory(): Promise<MemoryFigures> {
   await inspect('HeapProfiler.collectGarbage');
   await inspect('HeapProfiler.collectGarbage');
   await new Promise((r) => setTimeout(r, 300));
@@ -81,14 +79,7 @@ async function settledMemory(pid: number): Promise<MemoryFigures> {
     returnByValue: true,
   })) as { result: { value: string } };
   const usage = JSON.parse(result.result.value) as { heapUsed: number; arrayBuffers: number };
-  return { rss: await statusKiB(pid, 'VmRSS'), heapUsed: usage.heapUsed, arrayBuffers: usage.arrayBuffers };
-}
-
-async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]) * KiB;
+  return { rss: (await server.statusKiB('VmRSS')) * KiB, heapUsed: usage.heapUsed, arrayBuffers: usage.arrayBuffers };
 }
 
 const mib = (bytes: number) => (bytes / MiB).toFixed(1);
@@ -97,12 +88,11 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
   beforeAll(async () => {
     direct = radosgwClient(endpoint);
     bucket = await createTestBucket(direct, uniqueBucketName('disconnect'));
-    const bundle = await buildServer();
     // The inspector (loopback, random port) lets the test run a full GC before it reads RSS,
     // so garbage V8 has not collected yet is not mistaken for a leak.
-    child = spawn(process.execPath, ['--enable-source-maps', '--inspect=127.0.0.1:0', bundle], {
+    server = await startServerProcess({
+      nodeArgs: ['--enable-source-maps', '--inspect=127.0.0.1:0'],
       env: {
-        PATH: process.env['PATH'],
         PORT: '0',
         UPLOAD_BUCKET: bucket,
         S3_ENDPOINT: endpoint,
@@ -112,27 +102,19 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
         UPLOAD_MAX_FILE_BYTES: String(64 * MiB),
         LOG_LEVEL: 'warn',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      onStderr: (text) => {
+        inspectorUrl ??= /ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+/.exec(text)?.[0];
+        serverLines.push(...text.split('\n').filter((l) => l && !/Debugger|inspector|nodejs.org\/en\/docs/i.test(l)));
+      },
+      onStdout: (text) => {
+        for (const line of text.split('\n')) if (line.startsWith('{')) serverLines.push(line);
+      },
     });
-    child.stderr!.on('data', (d: Buffer) => {
-      const text = d.toString();
-      inspectorUrl ??= /ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+/.exec(text)?.[0];
-      serverLines.push(...text.split('\n').filter((l) => l && !/Debugger|inspector|nodejs.org\/en\/docs/i.test(l)));
-    });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-        for (const line of d.toString().split('\n')) if (line.startsWith('{')) serverLines.push(line);
-      });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-    });
+    url = server.url;
   });
 
   afterAll(async () => {
-    child?.kill('SIGTERM');
+    server?.stop();
     if (direct) {
       await destroyBucket(direct, bucket);
       direct.destroy();
@@ -236,7 +218,7 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
         // Clean so the next trials are judged on their own.
         await destroyOpenAndObjects();
       }
-      stats.maxRss = Math.max(stats.maxRss, await statusKiB(child.pid!, 'VmRSS'));
+      stats.maxRss = Math.max(stats.maxRss, (await server.statusKiB('VmRSS')) * KiB);
     }
   }
 
@@ -259,8 +241,8 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
     expect(warmRes.status).toBe(201);
     await deleteKeys(direct, bucket, [(warmRes.json as { files: Array<{ key: string }> }).files[0]!.key]);
     await runTrials(prng(SEED ^ 0x5eed), WARM_TRIALS, stats);
-    const baselineNoGc = await statusKiB(child.pid!, 'VmRSS');
-    const base = await settledMemory(child.pid!);
+    const baselineNoGc = (await server.statusKiB('VmRSS')) * KiB;
+    const base = await settledMemory();
     const baseline = base.rss;
 
     const measured: TrialStats = {
@@ -286,9 +268,9 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
     // Settle: a few small requests, a pause, then the memory (without and with a full GC).
     for (let i = 0; i < 5; i++) await get(`${url}/healthz`);
     await new Promise((r) => setTimeout(r, 1000));
-    const settledNoGc = await statusKiB(child.pid!, 'VmRSS');
-    const end = await settledMemory(child.pid!);
-    const peak = await statusKiB(child.pid!, 'VmHWM');
+    const settledNoGc = (await server.statusKiB('VmRSS')) * KiB;
+    const end = await settledMemory();
+    const peak = (await server.statusKiB('VmHWM')) * KiB;
     const errorLines = serverLines.filter((l) => l.includes('"level":"error"'));
     console.log(
       `[disconnect] ${TRIALS} trials (seed ${SEED}, after ${WARM_TRIALS} warm-up trials) in ${seconds.toFixed(1)} s, ` +
@@ -304,7 +286,7 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
     expect([...stats.leftovers, ...measured.leftovers]).toEqual([]);
     expect(await listOpenUploads(direct, bucket)).toEqual([]);
     expect(await listKeys(direct, bucket)).toEqual([]);
-    expect(child.exitCode).toBeNull();
+    expect(server.child.exitCode).toBeNull();
     expect(end.rss - baseline).toBeLessThan(RSS_SLACK);
     // No Buffer survives a trial: part buffers are all released.
     expect(end.arrayBuffers - base.arrayBuffers).toBeLessThan(8 * MiB);

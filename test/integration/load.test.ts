@@ -4,14 +4,12 @@
  * the server's peak RSS must stay within its memory budget plus its warmed-up baseline, so
  * memory is fixed whatever the concurrency: files past the budget wait for their turn.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildServer } from '../../scripts/build.mjs';
 import { post } from '../helpers/http.ts';
 import { CONTENT_TYPE, streamMultipart } from '../helpers/multipart.ts';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
 
 const MiB = 1024 * 1024;
@@ -33,24 +31,16 @@ const SIZES = [
   ...Array<number>(4).fill(64 * MiB),
 ];
 
-let child: ChildProcess;
-let url: string;
+let server: ServerProcess;
 let s3: S3Client;
 let bucket: string;
-
-async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]);
-}
 
 describe.skipIf(!endpoint)('load: 50 concurrent uploads into radosgw', () => {
   beforeAll(async () => {
     s3 = radosgwClient(endpoint);
     bucket = await createTestBucket(s3, uniqueBucketName('load'));
-    const bundle = await buildServer();
-    child = spawn(process.execPath, [bundle], {
+    server = await startServerProcess({
       env: {
-        PATH: process.env['PATH'],
         PORT: '0',
         UPLOAD_BUCKET: bucket,
         S3_ENDPOINT: endpoint,
@@ -60,43 +50,33 @@ describe.skipIf(!endpoint)('load: 50 concurrent uploads into radosgw', () => {
         UPLOAD_MEMORY_QUEUE: '100',
         LOG_LEVEL: 'warn',
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
     });
   });
 
   afterAll(async () => {
-    child?.kill('SIGTERM');
+    server?.stop();
     s3?.destroy();
   });
 
   it('stores every file byte-exact with peak RSS within budget + baseline', async () => {
     const warm = streamMultipart([{ name: 'f', filename: 'warm.bin', size: 17 * MiB, seed: 1 }]);
-    const warmRes = await post(`${url}/uploads`, warm.stream, { headers: { 'content-type': CONTENT_TYPE } });
+    const warmRes = await post(`${server.url}/uploads`, warm.stream, { headers: { 'content-type': CONTENT_TYPE } });
     expect(warmRes.status).toBe(201);
     const warmKey = (warmRes.json as { files: Array<{ key: string }> }).files[0]!.key;
-    const baselineKiB = await statusKiB(child.pid!, 'VmRSS');
+    const baselineKiB = await server.statusKiB('VmRSS');
 
     const t0 = performance.now();
     const results = await Promise.all(
       SIZES.map(async (size, i) => {
         const body = streamMultipart([{ name: 'f', filename: `f${i}.bin`, size, seed: 100 + i }]);
-        const res = await post(`${url}/uploads`, body.stream, {
+        const res = await post(`${server.url}/uploads`, body.stream, {
           headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length },
         });
         return { size, res, sha: body.sha256 };
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
-    const peakKiB = await statusKiB(child.pid!, 'VmHWM');
+    const peakKiB = await server.statusKiB('VmHWM');
     const total = SIZES.reduce((a, b) => a + b, 0);
 
     const keys = [warmKey];

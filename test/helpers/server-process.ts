@@ -1,0 +1,52 @@
+/**
+ * The server as `npm start` runs it (the esbuild bundle, built fresh from the sources) in a
+ * child process, so its memory can be read from the OS apart from the test's own.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { buildServer } from '../../scripts/build.mjs';
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  /** A /proc/<pid>/status figure in KiB: VmRSS now, VmHWM the peak so far. */
+  statusKiB(field: 'VmRSS' | 'VmHWM'): Promise<number>;
+  stop(): void;
+}
+
+export interface ServerProcessOptions {
+  /** Environment of the server (PATH is added). */
+  env: Record<string, string>;
+  /** Extra Node flags, e.g. `--inspect=127.0.0.1:0`. */
+  nodeArgs?: string[];
+  /** Every chunk the server writes to stdout / stderr. */
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+}
+
+export async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
+  const bundle = await buildServer();
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--enable-source-maps']), bundle], {
+    env: { PATH: process.env['PATH'], ...options.env },
+    stdio: ['ignore', 'pipe', options.onStderr ? 'pipe' : 'inherit'],
+  });
+  if (options.onStderr) child.stderr!.on('data', (d: Buffer) => options.onStderr!(d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      out += text;
+      options.onStdout?.(text);
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+  return { child, url, statusKiB: (field) => statusKiB(child.pid!, field), stop: () => child.kill('SIGTERM') };
+}
