@@ -61,9 +61,16 @@ describe('checksums', () => {
   it('accepts a file whose `sha256` field (hex or base64) matches', async () => {
     const data = Buffer.concat([...generatedBytes(6 * MiB, 3)]);
     for (const expected of [sha256(data), Buffer.from(sha256(data), 'hex').toString('base64')]) {
-      const res = await post(`${url}/uploads`, buildMultipart([{ name: 'sha256', value: expected }, { name: 'f', filename: 'f.bin', data }]), {
-        headers: { 'content-type': CONTENT_TYPE },
-      });
+      const res = await post(
+        `${url}/uploads`,
+        buildMultipart([
+          { name: 'sha256', value: expected },
+          { name: 'f', filename: 'f.bin', data },
+        ]),
+        {
+          headers: { 'content-type': CONTENT_TYPE },
+        },
+      );
       expect(res.status).toBe(201);
       expect(res.json).toMatchObject({ files: [{ sha256: sha256(data) }] });
     }
@@ -77,7 +84,10 @@ describe('checksums', () => {
     const data = Buffer.concat([...generatedBytes(size, 4)]);
     const res = await post(
       `${url}/uploads`,
-      buildMultipart([{ name: 'sha256', value: sha256('something else') }, { name: 'f', filename: 'f.bin', data }]),
+      buildMultipart([
+        { name: 'sha256', value: sha256('something else') },
+        { name: 'f', filename: 'f.bin', data },
+      ]),
       { headers: { 'content-type': CONTENT_TYPE } },
     );
     expect(res.status).toBe(422);
@@ -99,9 +109,16 @@ describe('checksums', () => {
   });
 
   it('refuses a malformed `sha256` field with 400 BAD_REQUEST', async () => {
-    const res = await post(`${url}/uploads`, buildMultipart([{ name: 'sha256', value: 'xyz' }, { name: 'f', filename: 'f', data: 'a' }]), {
-      headers: { 'content-type': CONTENT_TYPE },
-    });
+    const res = await post(
+      `${url}/uploads`,
+      buildMultipart([
+        { name: 'sha256', value: 'xyz' },
+        { name: 'f', filename: 'f', data: 'a' },
+      ]),
+      {
+        headers: { 'content-type': CONTENT_TYPE },
+      },
+    );
     expect(res.status).toBe(400);
     expect(res.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
   });
@@ -115,7 +132,13 @@ describe('content type allowlist (UPLOAD_ALLOWED_TYPES)', () => {
 
   it.each([
     ['a real PNG', PNG, 'image/png', 201, undefined],
-    ['an executable declared image/png', Buffer.from('MZ\x90\x00' + 'x'.repeat(100), 'latin1'), 'image/png', 415, 'UNSUPPORTED_FILE_TYPE'],
+    [
+      'an executable declared image/png',
+      Buffer.from('MZ\x90\x00' + 'x'.repeat(100), 'latin1'),
+      'image/png',
+      415,
+      'UNSUPPORTED_FILE_TYPE',
+    ],
     ['a type not on the list', Buffer.from('a,b\n'), 'text/csv', 415, 'UNSUPPORTED_FILE_TYPE'],
     ['a PNG declared as PDF', PNG, 'application/pdf', 415, 'UNSUPPORTED_FILE_TYPE'],
   ])('%s', async (_label, data, contentType, status, code) => {
@@ -143,7 +166,9 @@ describe('memory budget (UPLOAD_MEMORY_BYTES)', () => {
     const url = await start({ UPLOAD_MEMORY_BYTES: String(30 * MiB), UPLOAD_MEMORY_QUEUE: '1' });
     const send = (seed: number) => {
       const body = streamMultipart([{ name: 'f', filename: `${seed}.bin`, size: 24 * MiB, seed }]);
-      return post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length } }).then((res) => ({
+      return post(`${url}/uploads`, body.stream, {
+        headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length },
+      }).then((res) => ({
         res,
         sha: body.sha256[0],
       }));
