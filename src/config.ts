@@ -88,6 +88,13 @@ export interface Config {
     readonly partBytes: number;
     /** `S3_QUEUE_SIZE`: parts uploaded in parallel per file, 1..64. Default 4. */
     readonly queueSize: number;
+    /**
+     * `S3_UPLOADER`: `lib-storage` (default: @aws-sdk/lib-storage's Upload per file) or
+     * `pooled` (src/storage/s3-part-uploader.ts: S3_QUEUE_SIZE + 1 part buffers shared by the
+     * whole process and reused, unsigned payload over TLS; ~1.4x the throughput and less
+     * memory in bench/, see the README's Performance section).
+     */
+    readonly uploader: 'lib-storage' | 'pooled';
   };
   readonly lambda: {
     /**
@@ -283,6 +290,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       ),
       partBytes,
       queueSize: int('S3_QUEUE_SIZE', 4, 1, 64),
+      uploader: oneOf<'lib-storage' | 'pooled'>('S3_UPLOADER', 'lib-storage', ['lib-storage', 'pooled']),
     },
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),

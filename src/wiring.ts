@@ -2,6 +2,7 @@
 import type { Config } from './config.ts';
 import type { CoreLogger, UploadDeps } from './core/upload-files.ts';
 import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
+import { createS3PartUploader } from './storage/s3-part-uploader.ts';
 import { createS3Sink } from './storage/s3-sink.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 
@@ -17,14 +18,16 @@ export function createS3UploadDeps(
 ): { upload: UploadDeps; client: S3Client } {
   const { cleanupTimeoutMs, ...clientOptions } = options;
   const client = createS3Client(config.s3, clientOptions);
-  const sink = createS3Sink({
+  const sinkOptions = {
     client,
     bucket: config.s3.bucket,
     partBytes: config.s3.partBytes,
     queueSize: config.s3.queueSize,
     logger,
     ...(cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs } : {}),
-  });
+  };
+  const pooled = config.s3.uploader === 'pooled';
+  const sink = pooled ? createS3PartUploader(sinkOptions) : createS3Sink(sinkOptions);
   return {
     client,
     upload: {
@@ -34,8 +37,8 @@ export function createS3UploadDeps(
       logger,
       ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
       // What lib-storage may hold per file: the parts in flight, the one being gathered and
-      // its Buffer.concat copy.
-      fileMemoryBytes: config.s3.partBytes * (config.s3.queueSize + 2),
+      // its Buffer.concat copy. The pooled uploader's memory is its pool, whatever the files.
+      fileMemoryBytes: pooled ? 0 : config.s3.partBytes * (config.s3.queueSize + 2),
     },
   };
 }

@@ -3,11 +3,12 @@
  * `partBytes` sent `queueSize` at a time, so a file costs about partBytes x (queueSize + 1)
  * of memory whatever its size. A body under one part goes as a single PutObject.
  */
-import { AbortMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
+import { confirmStored } from './confirm-stored.ts';
 import { isNotFound, storageError } from './s3-errors.ts';
 
 export interface S3SinkOptions {
@@ -154,25 +155,16 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
         signal.removeEventListener('abort', onAbort);
       }
 
-      // Read the size back before the file is reported stored: it catches a store that kept
-      // something else than what was sent (e.g. aws-chunked framing). When the check cannot
-      // run the object is removed, so a file is never left behind unreported.
       const versionId = out.VersionId;
-      let storedSize: number | undefined;
-      try {
-        const head = await client.send(
-          new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
-          {
-            abortSignal: hardStop.signal,
-          },
-        );
-        storedSize = head.ContentLength;
-      } catch (err) {
-        await removeObject(key, versionId).catch((e: unknown) =>
-          logger?.error('DeleteObject after a failed HeadObject failed', { key, err: e }),
-        );
-        throw storageError(err, 'confirm the stored file');
-      }
+      const storedSize = await confirmStored({
+        client,
+        bucket,
+        key,
+        versionId,
+        signal: hardStop.signal,
+        remove: removeObject,
+        logger,
+      });
       return {
         etag: out.ETag ?? '',
         ...(versionId ? { versionId } : {}),

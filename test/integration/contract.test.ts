@@ -1,7 +1,7 @@
 /**
- * One contract, every adapter: the same requests through the Node server and through the
- * Lambda function (REST payload 1.0 and Function URL payload 2.0), all writing into one real
- * s3rver, must give the same statuses, bodies and stored bytes.
+ * One contract, every adapter: the same requests through the Node server (with either S3
+ * uploader) and through the Lambda function (REST payload 1.0 and Function URL payload 2.0),
+ * all writing into one real s3rver, must give the same statuses, bodies and stored bytes.
  */
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -34,6 +34,7 @@ interface Transport {
 
 let s3: TestS3rver;
 let server: RunningServer;
+let pooledServer: RunningServer;
 const transports: Record<string, Transport> = {};
 
 const LIMITS = {
@@ -52,12 +53,19 @@ beforeAll(async () => {
     s3: { credentials: S3RVER_CREDENTIALS },
     logger: createLogger('silent'),
   });
-  transports['node'] = {
+  // The same server with the pooled uploader (S3_UPLOADER=pooled) in place of lib-storage.
+  pooledServer = await startServer(loadConfig({ ...env, PORT: '0', S3_UPLOADER: 'pooled' }), {
+    s3: { credentials: S3RVER_CREDENTIALS },
+    logger: createLogger('silent'),
+  });
+  const nodeTransport = (running: RunningServer): Transport => ({
     async send({ method = 'POST', path = '/uploads', headers = {}, body }) {
-      const res = await fetch(server.url + path, { method, headers, ...(body ? { body } : {}) });
+      const res = await fetch(running.url + path, { method, headers, ...(body ? { body } : {}) });
       return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text() };
     },
-  };
+  });
+  transports['node'] = nodeTransport(server);
+  transports['node, pooled uploader'] = nodeTransport(pooledServer);
   const handler = await loadFunction({
     ...env,
     AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -80,6 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+  await pooledServer?.close();
   await s3?.close();
 });
 
@@ -127,7 +136,7 @@ const ERROR_CASES: Array<[string, Request, number, string]> = [
   ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
-describe.each(['node', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
+describe.each(['node', 'node, pooled uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
   const send = (req: Request) => transports[name]!.send(req);
 
   it('stores every file byte-exact and answers 201 with files and fields', async () => {

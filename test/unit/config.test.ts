@@ -115,6 +115,7 @@ describe('loadConfig', () => {
     ],
     [{ UPLOAD_MEMORY_BYTES: 'lots' }, 'UPLOAD_MEMORY_BYTES must be a byte size'],
     [{ UPLOAD_HEADERS_TIMEOUT_MS: '5' }, 'UPLOAD_HEADERS_TIMEOUT_MS must be between 100 and 600000'],
+    [{ S3_UPLOADER: 'fast' }, 'S3_UPLOADER must be one of lib-storage, pooled'],
   ])('refuses %j naming the variable', (env, message) => {
     expect(problems(env as Record<string, string>).join('\n')).toContain(message);
   });
@@ -141,6 +142,8 @@ describe('loadConfig', () => {
     expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5 });
     expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
     expect(c.authToken).toBe('x'.repeat(16));
+    expect(loadConfig({}).s3.uploader).toBe('lib-storage');
+    expect(loadConfig({ S3_UPLOADER: 'pooled' }).s3.uploader).toBe('pooled');
   });
 
   it('treats empty variables as unset', () => {

@@ -1,0 +1,184 @@
+// CPU profile of one server variant: its bundle runs under `node --cpu-prof` while the load
+// client sends one large file into the discard S3; the profile is summarised by self time
+// (top functions and categories) into bench/results/profile-<variant>.{json,md}.
+//
+//   node bench/profile.mjs [--variant=current] [--size=1GiB] [--src=HEAD] [--env=K=V,...]
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+import path from 'node:path';
+import { buildBundles } from './build.mjs';
+import { GiB, MiB, ROOT, runClient, startDiscardS3, startServer } from './lib.mjs';
+
+const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const variant = arg('variant', 'current');
+const sizeArg = arg('size', '1GiB');
+const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
+const srcRev = arg('src', undefined);
+const label = arg('label', variant);
+const extraEnv = Object.fromEntries(
+  (arg('env', '') || '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+
+const { bundles, src } = await buildBundles([variant], srcRev);
+const outDir = path.join(ROOT, 'bench/results/tmp/profiles', label);
+await rm(outDir, { recursive: true, force: true });
+await mkdir(outDir, { recursive: true });
+
+const s3 = await startDiscardS3();
+const server = await startServer(
+  bundles[variant],
+  { S3_ENDPOINT: s3.endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', ...extraEnv },
+  { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${outDir}`, '--cpu-prof-interval=500'] },
+);
+const url = `${server.url}/uploads`;
+const warm = await runClient({ url, count: 1, size: 16 * MiB + 1, timeoutMs: 60_000 });
+if (!warm.ok) throw new Error(`warm-up failed: ${warm.error}`);
+// CLOCK_MONOTONIC, like the profile's timestamps: only samples taken during the run count.
+const windowStartUs = Number(process.hrtime.bigint() / 1000n);
+const run = await runClient({ url, count: 1, size, timeoutMs: 300_000 });
+const windowEndUs = Number(process.hrtime.bigint() / 1000n);
+await server.stop(30_000);
+await s3.stop();
+if (!run.ok) throw new Error(`run failed: ${run.error}`);
+
+const file = (await readdir(outDir)).find((f) => f.endsWith('.cpuprofile'));
+if (!file) throw new Error('no .cpuprofile written (did the server exit through process.exit?)');
+const profile = JSON.parse(await readFile(path.join(outDir, file), 'utf8'));
+
+// Self time per node, from the sample counts and time deltas.
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const selfUs = new Map();
+let t = profile.startTime;
+for (let i = 0; i < profile.samples.length; i++) {
+  t += profile.timeDeltas[i] ?? 0;
+  if (t < windowStartUs || t > windowEndUs) continue;
+  const id = profile.samples[i];
+  selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+}
+// Parent links, to attribute self time to the package / module a frame belongs to.
+const parent = new Map();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+
+// Frames in the bundle are mapped back to their source file (node_modules package or src/).
+const bundleUrl = `file://${bundles[variant]}`;
+const sourceMap = new SourceMap(JSON.parse(await readFile(`${bundles[variant]}.map`, 'utf8')));
+const mapsDir = path.dirname(bundles[variant]);
+function originalOf(frame) {
+  if (frame.url !== bundleUrl) return undefined;
+  const e = sourceMap.findEntry(frame.lineNumber, frame.columnNumber);
+  if (!e || !e.originalSource) return undefined;
+  const src = path.resolve(mapsDir, e.originalSource.replace(/^file:\/\//, ''));
+  return { url: src.replace(ROOT, ''), line: e.originalLine + 1 };
+}
+for (const n of profile.nodes) {
+  const o = originalOf(n.callFrame);
+  if (o) {
+    n.callFrame.url = o.url;
+    n.callFrame.lineNumber = o.line - 1;
+  }
+}
+
+const shortUrl = (u) =>
+  u
+    .replace(/^file:\/\//, '')
+    .replace(ROOT, '')
+    .replace(/^bench\/results\/tmp\//, '');
+const frameName = (n) =>
+  `${n.callFrame.functionName || '(anonymous)'} ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+
+// Categories (first match wins), on the frame and its callers, so native work is charged to
+// the JS API that asked for it.
+const CATEGORIES = [
+  ['idle', (f) => f.functionName === '(idle)'],
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  [
+    'hashing (SHA-256 signing, MD5, CRC)',
+    (f) => /\b(update|digest)\b/.test(f.functionName) && /crypto|hash|checksum/i.test(f.url),
+  ],
+  ['hashing (SHA-256 signing, MD5, CRC)', (f) => /crc32|Crc32|Sha256|sha256|Hash\b/.test(f.functionName)],
+  [
+    'socket writes (writev/write)',
+    (f) => /^(writev|writeBuffer|writeUtf8String|writevGeneric|writeGeneric|handleWriteReq)$/.test(f.functionName),
+  ],
+  [
+    'buffer copies (concat/copy)',
+    (f) => /^(concat|_copyActual|copy|copyImpl|set|from|allocUnsafe|alloc)$/.test(f.functionName) && /buffer/i.test(f.url),
+  ],
+  ['socket reads (onStreamRead)', (f) => f.functionName === 'onStreamRead'],
+  ['multipart parsing (busboy/streamsearch)', (f) => /busboy|streamsearch/.test(f.url)],
+  ['lib-storage chunker', (f) => /lib-storage/.test(f.url)],
+  ['AWS SDK', (f) => /@aws-sdk|@smithy|@aws-crypto/.test(f.url)],
+  ['service code (src/, bench/)', (f) => /^(src|bench)\//.test(f.url)],
+  ['(program: native, not attributed)', (f) => f.functionName === '(program)'],
+];
+/** Who asked for a hash: the SDK's signer, the core's per-file SHA-256, or a checksum. */
+function hashCaller(id) {
+  for (let cur = parent.get(id), depth = 0; cur !== undefined && depth < 30; cur = parent.get(cur), depth++) {
+    const { url, functionName } = byId.get(cur).callFrame;
+    if (/signature-v4/.test(url) || /^(getPayloadHash|signRequest)$/.test(functionName))
+      return 'hashing: SHA-256 payload signing (SDK signer)';
+    if (/file-checks/.test(url)) return 'hashing: SHA-256 of each file (core, file-checks.ts)';
+    if (/crc/i.test(functionName) || /crc32/i.test(url)) return 'hashing: CRC32 checksums';
+  }
+  return 'hashing: other';
+}
+function categoryOf(id) {
+  // Walk up a few callers for native frames without a URL.
+  for (let cur = id, depth = 0; cur !== undefined && depth < 4; cur = parent.get(cur), depth++) {
+    const f = byId.get(cur).callFrame;
+    for (const [name, test] of CATEGORIES) if (test(f)) return name.startsWith('hashing') ? hashCaller(cur) : name;
+    if (f.url) break;
+  }
+  const url = byId.get(id).callFrame.url;
+  if (/node:|^internal|^$/.test(url)) return 'node core (streams, http, events)';
+  return 'other JS';
+}
+
+const fnSelf = new Map();
+const catSelf = new Map();
+for (const [id, us] of selfUs) {
+  const n = byId.get(id);
+  const key = frameName(n);
+  fnSelf.set(key, (fnSelf.get(key) ?? 0) + us);
+  const cat = categoryOf(id);
+  catSelf.set(cat, (catSelf.get(cat) ?? 0) + us);
+}
+const pct = (us) => +((100 * us) / total).toFixed(1);
+const top = [...fnSelf]
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 25)
+  .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pct: pct(us) }));
+const categories = [...catSelf]
+  .sort((a, b) => b[1] - a[1])
+  .map(([category, us]) => ({ category, ms: Math.round(us / 1000), pct: pct(us) }));
+
+const result = {
+  date: new Date().toISOString(),
+  variant,
+  label,
+  src,
+  env: extraEnv,
+  bytes: size,
+  seconds: run.seconds,
+  MBps: +(size / 1e6 / run.seconds).toFixed(0),
+  profileMs: Math.round(total / 1000),
+  profile: path.relative(ROOT, path.join(outDir, file)),
+  categories,
+  top,
+};
+await writeFile(path.join(ROOT, `bench/results/profile-${label}.json`), JSON.stringify(result, null, 2) + '\n');
+const md =
+  `# CPU profile: ${label} (${variant}), ${sizeArg} into the discard S3\n\n` +
+  `${result.MBps} MB/s under the profiler (1 sample per 0.5 ms); ${result.profileMs} ms of server samples during the measured upload ` +
+  `(start-up and warm-up excluded; idle = the server waiting for the client or the S3). ` +
+  `src: ${src.commit}.\n\n| category | ms | % |\n|---|---:|---:|\n` +
+  categories.map((c) => `| ${c.category} | ${c.ms} | ${c.pct} |`).join('\n') +
+  `\n\n| function (self time) | ms | % |\n|---|---:|---:|\n` +
+  top.map((t) => `| \`${t.fn}\` | ${t.ms} | ${t.pct} |`).join('\n') +
+  '\n';
+await writeFile(path.join(ROOT, `bench/results/profile-${label}.md`), md);
+console.log(md);

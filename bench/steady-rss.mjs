@@ -1,0 +1,95 @@
+// Peak RSS per upload at steady state: one server process per variant takes a 1 GiB warm-up
+// (so V8's heap and the garbage of Node's HTTP body copies reach their working size), then
+// uploads 64 MiB, 1 GiB and 4 GiB in turn; before each, the peak is reset to the current RSS
+// (`echo 5 > /proc/<pid>/clear_refs`), so each figure is the highest RSS *during* that upload.
+// Answers "does memory grow with the file?" apart from a fresh process's start-up transients.
+// Writes bench/results/steady-rss.{json,md}.
+//
+//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,current,pooled]
+import { writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buildBundles } from './build.mjs';
+import { GiB, MiB, ROOT, median, memoryKiB, runClient, startDiscardS3, startServer } from './lib.mjs';
+
+const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const rounds = Number(arg('rounds', 2));
+const VARIANTS = {
+  raw: { bundle: 'raw' },
+  busboy: { bundle: 'busboy' },
+  naive: { bundle: 'naive' },
+  current: { bundle: 'current' },
+  'current-semi1': { bundle: 'current', nodeArgs: ['--max-semi-space-size=1'] },
+  pooled: { bundle: 'pooled', env: { BENCH_UNSIGNED_PAYLOAD: '1' } },
+  'pooled-semi1': { bundle: 'pooled', env: { BENCH_UNSIGNED_PAYLOAD: '1' }, nodeArgs: ['--max-semi-space-size=1'] },
+};
+const names = arg('only', Object.keys(VARIANTS).join(',')).split(',');
+const SIZES = [64 * MiB, GiB, 4 * GiB];
+const { bundles, src } = await buildBundles([...new Set(names.map((n) => VARIANTS[n].bundle))], arg('src', undefined));
+
+const s3 = await startDiscardS3();
+const samples = {};
+try {
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of names) {
+      const v = VARIANTS[name];
+      const server = await startServer(
+        bundles[v.bundle],
+        {
+          S3_ENDPOINT: s3.endpoint,
+          UPLOAD_BUCKET: 'bench',
+          AWS_ACCESS_KEY_ID: 'bench',
+          AWS_SECRET_ACCESS_KEY: 'bench',
+          ...(v.env ?? {}),
+        },
+        { nodeArgs: v.nodeArgs ?? [] },
+      );
+      const url = `${server.url}/uploads`;
+      try {
+        const warm = await runClient({ url, count: 1, size: GiB, timeoutMs: 300_000 });
+        if (!warm.ok) throw new Error(`warm-up: ${warm.error}`);
+        const line = [`r${round} ${name.padEnd(14)} after warm-up ${(memoryKiB(server.pid).rss / 1024).toFixed(0)} MiB;`];
+        for (const size of SIZES) {
+          writeFileSync(`/proc/${server.pid}/clear_refs`, '5');
+          const r = await runClient({ url, count: 1, size, timeoutMs: 600_000 });
+          const hwm = memoryKiB(server.pid).hwm / 1024;
+          if (!r.ok) throw new Error(`${size}: ${r.error}`);
+          ((samples[name] ??= {})[size] ??= []).push(hwm);
+          line.push(`${size / MiB} MiB -> peak ${hwm.toFixed(0)} MiB`);
+        }
+        console.log(line.join(' '));
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+} finally {
+  await s3.stop();
+}
+
+const rows = names.map((name) => {
+  const m = SIZES.map((s) => median(samples[name]?.[s] ?? []));
+  return {
+    variant: name,
+    peakMiB: Object.fromEntries(SIZES.map((s, i) => [`${s / MiB}MiB`, m[i] === undefined ? undefined : +m[i].toFixed(1)])),
+    growth4GiBvs64MiB: m[0] !== undefined && m[2] !== undefined ? +(m[2] - m[0]).toFixed(1) : undefined,
+  };
+});
+await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
+await writeFile(
+  path.join(ROOT, 'bench/results/steady-rss.json'),
+  JSON.stringify({ date: new Date().toISOString(), src, rounds, samples, rows }, null, 2) + '\n',
+);
+const md =
+  `# Peak RSS per upload at steady state (after a 1 GiB warm-up; peak reset before each upload)\n\n` +
+  `\`node bench/steady-rss.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`, src ${src.commit}, median of ${rounds} rounds, discard S3.\n\n` +
+  `| variant | 64 MiB | 1 GiB | 4 GiB | 4 GiB - 64 MiB |\n|---|---:|---:|---:|---:|\n` +
+  rows
+    .map(
+      (r) =>
+        `| ${r.variant} | ${r.peakMiB['64MiB']} | ${r.peakMiB['1024MiB']} | ${r.peakMiB['4096MiB']} | ${r.growth4GiBvs64MiB} |`,
+    )
+    .join('\n') +
+  '\n';
+await writeFile(path.join(ROOT, 'bench/results/steady-rss.md'), md);
+console.log(`\n${md}`);

@@ -1,0 +1,434 @@
+/**
+ * ObjectSink on S3 without lib-storage (`S3_UPLOADER=pooled`; measured in bench/). One multipart upload per file, like src/storage/s3-sink.ts, but:
+ *
+ * - Part buffers come from a fixed pool shared by every file of the sink and are reused: the
+ *   socket chunks are copied once, straight into a pooled buffer, which is sent as is.
+ *   lib-storage instead gathers chunks and `Buffer.concat`s every part into a fresh 8 MiB
+ *   allocation (a copy, page faults on new memory, and garbage for V8 to collect).
+ * - Memory is bounded per process, not per file: at most `poolParts` buffers of `partBytes`
+ *   exist, whatever the number of concurrent uploads; a file that finds the pool empty stops
+ *   reading (TCP then holds its client back) until a part of any file has been sent.
+ * - Reading goes on while earlier parts are sent (up to `queueSize` in flight per file).
+ * - The payload is not hashed for the signature when the endpoint is TLS (UNSIGNED-PAYLOAD;
+ *   https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html), and a
+ *   part's CRC32, when the client's checksum mode asks for one, is computed natively
+ *   (zlib.crc32) once per part.
+ * - Every request carries an abort signal: a deadline cuts parts in flight at once (lib-storage
+ *   sends without one; s3-sink.ts adds it through a Proxy of the client).
+ * - No lib-storage state to work around: the abort is ours, awaited, retried, and never
+ *   replaces the error that caused it.
+ *
+ * Known limit: a pooled buffer is held while its file waits for its client's next bytes, so
+ * `poolParts` slow clients can hold the pool and hold back every other upload until their
+ * part fills (see bench/README.md for the measurements and the proposed remedy).
+ */
+import { crc32 } from 'node:zlib';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { UploadError } from '../core/errors.ts';
+import type { CoreLogger } from '../core/upload-files.ts';
+import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
+import { confirmStored } from './confirm-stored.ts';
+import { isNotFound, storageError } from './s3-errors.ts';
+
+/** S3's part count limit (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
+const MAX_PARTS = 10_000;
+
+/**
+ * Buffers of `partBytes`, created on first use up to `maxBuffers` and then reused for the life
+ * of the process: the memory they hold is faulted in once and stays resident, so peak RSS is
+ * the pool's size whatever the traffic. Waiters are served first come, first served.
+ */
+export class PartPool {
+  /** Bytes of each buffer. */
+  readonly partBytes: number;
+  /** Most buffers that will ever exist. */
+  readonly maxBuffers: number;
+  #created = 0;
+  readonly #free: Buffer[] = [];
+  readonly #waiters: Array<{ grant: (buf: Buffer) => void }> = [];
+
+  constructor(partBytes: number, maxBuffers: number) {
+    if (!Number.isSafeInteger(partBytes) || partBytes < 1)
+      throw new RangeError(`partBytes must be a positive integer, got ${partBytes}`);
+    if (!Number.isSafeInteger(maxBuffers) || maxBuffers < 1)
+      throw new RangeError(`maxBuffers must be a positive integer, got ${maxBuffers}`);
+    this.partBytes = partBytes;
+    this.maxBuffers = maxBuffers;
+  }
+
+  /** Buffers created so far (at most `maxBuffers`). */
+  get created(): number {
+    return this.#created;
+  }
+
+  /** Buffers handed out and not yet released. */
+  get inUse(): number {
+    return this.#created - this.#free.length;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /** Resolves with a buffer (contents undefined); rejects with the signal's reason on abort. */
+  acquire(signal: AbortSignal): Promise<Buffer> {
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    const free = this.#free.pop();
+    if (free) return Promise.resolve(free);
+    if (this.#created < this.maxBuffers && this.#waiters.length === 0) {
+      this.#created++;
+      // Slow: its own memory, never a slice of Node's shared 8 KiB pool.
+      return Promise.resolve(Buffer.allocUnsafeSlow(this.partBytes));
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const waiter = {
+        grant: (buf: Buffer) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(buf);
+        },
+      };
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(abortReason(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Gives a buffer back: to the longest waiter, else to the free list. */
+  release(buf: Buffer): void {
+    const next = this.#waiters.shift();
+    if (next) next.grant(buf);
+    else this.#free.push(buf);
+  }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('aborted');
+}
+
+export interface S3PartUploaderOptions {
+  client: S3Client;
+  bucket: string;
+  /** Multipart part size, bytes (5 MiB..5 GiB). Also the size of each pooled buffer. */
+  partBytes: number;
+  /** Parts in flight per file. */
+  queueSize: number;
+  /**
+   * Part buffers shared by all files of this sink, so memory is partBytes x poolParts for the
+   * whole process whatever the concurrency. Default `queueSize + 1`: one file can keep
+   * `queueSize` parts in flight while it fills the next.
+   */
+  poolParts?: number;
+  /** A pool to share between sinks (its partBytes must equal `partBytes`); overrides poolParts. */
+  pool?: PartPool;
+  /**
+   * Send `x-amz-content-sha256: UNSIGNED-PAYLOAD` instead of hashing every part for the
+   * signature. S3 allows it; TLS then protects the payload in transit, and an explicit CRC32
+   * (when the checksum mode asks for one) still checks it end to end. Default: true when the
+   * endpoint is https, false on plain http.
+   */
+  unsignedPayload?: boolean;
+  logger?: CoreLogger;
+  /** Attempts for AbortMultipartUpload on top of the SDK's own retries. Default 3. */
+  abortAttempts?: number;
+  /** Time allowed for clean-up calls (AbortMultipartUpload with retries, DeleteObject), ms. Default 2000. */
+  cleanupTimeoutMs?: number;
+}
+
+type AnyCommand = UploadPartCommand | PutObjectCommand;
+
+/** The slice of the SDK's middleware stack used here (the commands' own types are overloads). */
+interface BuildStack {
+  add(
+    middleware: (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => Promise<unknown>,
+    options: { step: 'build'; name: string; override: boolean },
+  ): void;
+}
+
+/** Build-step middleware: the signer then uses this header instead of hashing the body. */
+function withUnsignedPayload<C extends AnyCommand>(command: C): C {
+  (command.middlewareStack as unknown as BuildStack).add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> } | undefined;
+      if (request?.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'unsignedPayloadMiddleware', override: true },
+  );
+  return command;
+}
+
+/** CRC32 of a part as S3 writes it: base64 of the 4 big-endian bytes. */
+function crc32Base64(data: Buffer): string {
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(crc32(data) >>> 0, 0);
+  return out.toString('base64');
+}
+
+export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink & { readonly pool: PartPool } {
+  const { client, bucket, partBytes, queueSize, logger } = options;
+  const abortAttempts = options.abortAttempts ?? 3;
+  const cleanupTimeoutMs = options.cleanupTimeoutMs ?? 2000;
+  if (!Number.isSafeInteger(queueSize) || queueSize < 1) throw new RangeError(`queueSize must be at least 1, got ${queueSize}`);
+  const pool = options.pool ?? new PartPool(partBytes, options.poolParts ?? queueSize + 1);
+  if (pool.partBytes !== partBytes)
+    throw new RangeError(`pool.partBytes (${pool.partBytes}) must equal partBytes (${partBytes})`);
+
+  /** Resolved once from the client config: TLS endpoint? CRC32 wanted? */
+  let settings: Promise<{ unsigned: boolean; crc: boolean }> | undefined;
+  const resolveSettings = (): Promise<{ unsigned: boolean; crc: boolean }> =>
+    (settings ??= (async () => {
+      const endpoint = client.config.endpoint ? await client.config.endpoint() : undefined;
+      const tls = endpoint ? endpoint.protocol === 'https:' : client.config.tls !== false;
+      // Same rule as the SDK (and lib-storage): checksums unless the mode is WHEN_REQUIRED.
+      const crc = (await client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+      return { unsigned: options.unsignedPayload ?? tls, crc };
+    })());
+
+  async function abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
+          abortSignal: deadline,
+        });
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        const last = attempt >= abortAttempts || deadline.aborted;
+        (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
+          key,
+          uploadId,
+          attempt,
+          err,
+          cause,
+        });
+        if (last) return;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  async function removeObject(key: string, versionId?: string, deadline = AbortSignal.timeout(cleanupTimeoutMs)): Promise<void> {
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
+        abortSignal: deadline,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw storageError(err, 'delete the file');
+    }
+  }
+
+  async function put(input: PutObjectInput): Promise<PutObjectOutput> {
+    const { key, body, signal } = input;
+    const { unsigned, crc } = await resolveSettings();
+    const common = {
+      Bucket: bucket,
+      Key: key,
+      ContentType: input.contentType,
+      ContentDisposition: input.contentDisposition,
+      Metadata: input.metadata,
+    };
+    const prepare = <C extends AnyCommand>(command: C): C => (unsigned ? withUnsignedPayload(command) : command);
+
+    // Two ways to stop, as in s3-sink.ts: any failure stops *reading* (no new part starts,
+    // parts in flight finish so their outcome is known); only a deadline also cuts the
+    // requests in flight (`hardStop`), a risk taken only when there is no time to wait.
+    const stop = new AbortController();
+    const hardStop = new AbortController();
+    let failure: unknown;
+    const fail = (err: unknown): void => {
+      if (failure !== undefined) return;
+      failure = err ?? new Error('upload failed');
+      stop.abort(failure);
+      // Wakes the read loop if it waits for the client's next bytes.
+      if (!body.readableEnded) body.destroy(failure instanceof Error ? failure : new Error(String(failure)));
+    };
+    const onAbort = (): void => {
+      const reason: unknown = signal.reason;
+      fail(reason instanceof Error ? reason : new Error('aborted'));
+      if (reason instanceof UploadError && reason.code === 'TIMEOUT') hardStop.abort(reason);
+    };
+
+    let create: Promise<string> | undefined;
+    const ensureUpload = (): Promise<string> =>
+      (create ??= client
+        .send(new CreateMultipartUploadCommand({ ...common, ...(crc ? { ChecksumAlgorithm: 'CRC32' as const } : {}) }), {
+          abortSignal: hardStop.signal,
+        })
+        .then((out) => {
+          if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+          return out.UploadId;
+        }));
+
+    const parts: CompletedPart[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let partNumber = 0;
+
+    /** Sends one full (or last) part from a pooled buffer; the buffer returns to the pool after. */
+    const sendPart = (buf: Buffer, length: number): void => {
+      const number = ++partNumber;
+      const data = buf.subarray(0, length);
+      const task = (async () => {
+        try {
+          const uploadId = await ensureUpload();
+          if (failure !== undefined) return;
+          const out = await client.send(
+            prepare(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: number,
+                Body: data,
+                ContentLength: length,
+                ...(crc ? { ChecksumCRC32: crc32Base64(data) } : {}),
+              }),
+            ),
+            { abortSignal: hardStop.signal },
+          );
+          if (!out.ETag) throw new Error(`UploadPart ${number} returned no ETag`);
+          parts[number - 1] = {
+            PartNumber: number,
+            ETag: out.ETag,
+            ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}),
+          };
+        } catch (err) {
+          fail(err);
+        } finally {
+          // The request has settled (answered, failed after the SDK's retries, or cut): the
+          // socket holds no reference to the bytes any more.
+          pool.release(buf);
+        }
+      })();
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
+    };
+
+    /** The store's answer, with the size read back before the file is reported stored. */
+    const confirmed = async (out: { ETag?: string; VersionId?: string; ChecksumCRC32?: string }): Promise<PutObjectOutput> => {
+      const versionId = out.VersionId;
+      const storedSize = await confirmStored({
+        client,
+        bucket,
+        key,
+        versionId,
+        signal: hardStop.signal,
+        remove: removeObject,
+        logger,
+      });
+      return {
+        etag: out.ETag ?? '',
+        ...(versionId ? { versionId } : {}),
+        ...(storedSize !== undefined ? { storedSize } : {}),
+        ...(out.ChecksumCRC32 ? { checksumCRC32: out.ChecksumCRC32 } : {}),
+      };
+    };
+
+    let fill: Buffer | undefined;
+    let filled = 0;
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        let offset = 0;
+        while (offset < chunk.length) {
+          if (failure !== undefined) throw failure;
+          if (fill && filled === partBytes) {
+            // A full buffer goes out only once more bytes exist, so a body of exactly one
+            // part is a single PutObject, and the last part is never empty. More bytes mean
+            // at least one part after this one.
+            if (partNumber + 2 > MAX_PARTS) {
+              throw new UploadError('FILE_TOO_LARGE', `A file may have at most ${MAX_PARTS} parts of ${partBytes} bytes`);
+            }
+            // At most queueSize parts of this file in flight: wait for one to settle.
+            while (inFlight.size >= queueSize && failure === undefined) await Promise.race(inFlight);
+            if (failure !== undefined) throw failure;
+            sendPart(fill, filled);
+            fill = undefined;
+          }
+          if (!fill) {
+            fill = await pool.acquire(stop.signal);
+            filled = 0;
+          }
+          const copied = chunk.copy(fill, filled, offset, offset + Math.min(chunk.length - offset, partBytes - filled));
+          filled += copied;
+          offset += copied;
+        }
+      }
+      if (failure !== undefined) throw failure;
+
+      if (partNumber === 0) {
+        // Under one part (or exactly one): a single PutObject of the bytes gathered.
+        const data = fill ? fill.subarray(0, filled) : Buffer.alloc(0);
+        const out = await client.send(
+          prepare(
+            new PutObjectCommand({
+              ...common,
+              Body: data,
+              ContentLength: filled,
+              ...(crc ? { ChecksumCRC32: crc32Base64(data) } : {}),
+            }),
+          ),
+          { abortSignal: hardStop.signal },
+        );
+        return await confirmed(out);
+      }
+
+      sendPart(fill!, filled);
+      fill = undefined;
+      while (inFlight.size > 0) await Promise.race(inFlight);
+      // A failure or an abort after the last byte still means: do not complete.
+      if (failure !== undefined) throw failure;
+      const out = await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: await ensureUpload(),
+          MultipartUpload: { Parts: parts },
+        }),
+        { abortSignal: hardStop.signal },
+      );
+      return await confirmed(out);
+    } catch (err) {
+      fail(err);
+      // Parts in flight finish (or are cut by a deadline) before the upload is aborted, so
+      // no part lands after the abort.
+      while (inFlight.size > 0) await Promise.race(inFlight);
+      const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
+      const uploadId = await create?.catch(() => undefined);
+      if (uploadId) await abortMultipart(key, uploadId, err, cleanup);
+      // A PutObject or CompleteMultipartUpload cut off in flight may still land: the key is
+      // this file's alone, so deleting it can only remove our own object.
+      if (hardStop.signal.aborted) {
+        await removeObject(key, undefined, cleanup).catch((e: unknown) =>
+          logger?.warn('DeleteObject after abort failed', { key, err: e }),
+        );
+      }
+      throw storageError(err, 'store the file');
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (fill) pool.release(fill);
+    }
+  }
+
+  return {
+    bucket,
+    pool,
+    put,
+    delete: (key: string, versionId?: string) => removeObject(key, versionId),
+  };
+}
