@@ -6,6 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { buildServer } from '../../scripts/build.mjs';
 
+/** The Node flags of `npm start` (package.json): keep in step. */
+export const NPM_START_FLAGS = ['--enable-source-maps', '--max-semi-space-size=1'];
+
 export interface ServerProcess {
   child: ChildProcess;
   url: string;
@@ -32,7 +35,7 @@ export async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
   const bundle = await buildServer();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--enable-source-maps']), bundle], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? NPM_START_FLAGS), bundle], {
     env: { PATH: process.env['PATH'], ...options.env },
     stdio: ['ignore', 'pipe', options.onStderr ? 'pipe' : 'inherit'],
   });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { get, post } from '../helpers/http.ts';
 import { BOUNDARY, CONTENT_TYPE, prng, streamMultipart } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { NPM_START_FLAGS, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { deleteKeys, destroyBucket, listKeys, listOpenUploads, pollUntil, type OpenUpload } from '../helpers/s3-inspect.ts';
 
 const endpoint = inject('radosgwEndpoint');
@@ -91,7 +91,7 @@ describe.skipIf(!endpoint)('client disconnects at random offsets (server bundle,
     // The inspector (loopback, random port) lets the test run a full GC before it reads RSS,
     // so garbage V8 has not collected yet is not mistaken for a leak.
     server = await startServerProcess({
-      nodeArgs: ['--enable-source-maps', '--inspect=127.0.0.1:0'],
+      nodeArgs: [...NPM_START_FLAGS, '--inspect=127.0.0.1:0'],
       env: {
         PORT: '0',
         UPLOAD_BUCKET: bucket,
