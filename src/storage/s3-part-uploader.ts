@@ -24,10 +24,8 @@
  */
 import { crc32 } from 'node:zlib';
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  DeleteObjectCommand,
   PutObjectCommand,
   UploadPartCommand,
   type CompletedPart,
@@ -37,7 +35,8 @@ import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
 import { confirmStored } from './confirm-stored.ts';
-import { isNotFound, storageError } from './s3-errors.ts';
+import { createS3Cleanup } from './s3-cleanup.ts';
+import { storageError } from './s3-errors.ts';
 
 /** S3's part count limit (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
 const MAX_PARTS = 10_000;
@@ -198,39 +197,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
       return { unsigned: options.unsignedPayload ?? tls, crc };
     })());
 
-  async function abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
-          abortSignal: deadline,
-        });
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        const last = attempt >= abortAttempts || deadline.aborted;
-        (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
-          key,
-          uploadId,
-          attempt,
-          err,
-          cause,
-        });
-        if (last) return;
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-      }
-    }
-  }
-
-  async function removeObject(key: string, versionId?: string, deadline = AbortSignal.timeout(cleanupTimeoutMs)): Promise<void> {
-    try {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
-        abortSignal: deadline,
-      });
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw storageError(err, 'delete the file');
-    }
-  }
+  const { abortMultipart, removeObject } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
 
   async function put(input: PutObjectInput): Promise<PutObjectOutput> {
     const { key, body, signal } = input;

@@ -3,13 +3,14 @@
  * `partBytes` sent `queueSize` at a time, so a file costs about partBytes x (queueSize + 1)
  * of memory whatever its size. A body under one part goes as a single PutObject.
  */
-import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
 import { confirmStored } from './confirm-stored.ts';
-import { isNotFound, storageError } from './s3-errors.ts';
+import { createS3Cleanup } from './s3-cleanup.ts';
+import { storageError } from './s3-errors.ts';
 
 export interface S3SinkOptions {
   client: S3Client;
@@ -63,44 +64,7 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
   const abortAttempts = options.abortAttempts ?? 3;
   const cleanupTimeoutMs = options.cleanupTimeoutMs ?? 2000;
 
-  /**
-   * lib-storage is told to leave parts on error so that the abort is ours: awaited (the
-   * Lambda runtime does not wait for stray promises), retried, logged, and never allowed to
-   * replace the error that caused it (lib-storage would throw the abort's error instead).
-   */
-  async function abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
-          abortSignal: deadline,
-        });
-        return;
-      } catch (err) {
-        if (isNotFound(err)) return;
-        const last = attempt >= abortAttempts || deadline.aborted;
-        (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
-          key,
-          uploadId,
-          attempt,
-          err,
-          cause,
-        });
-        if (last) return;
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-      }
-    }
-  }
-
-  async function removeObject(key: string, versionId?: string, deadline = AbortSignal.timeout(cleanupTimeoutMs)): Promise<void> {
-    try {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
-        abortSignal: deadline,
-      });
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw storageError(err, 'delete the file');
-    }
-  }
+  const { abortMultipart, removeObject } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
 
   return {
     bucket,
@@ -125,6 +89,8 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
         },
         partSize: partBytes,
         queueSize,
+        // The abort is ours (s3-cleanup.ts): lib-storage's would go unawaited after abort() and
+        // its error would replace the one that caused it.
         leavePartsOnError: true,
       });
       // Stop by failing the body, not with upload.abort(): abort() makes done() reject at

@@ -1,0 +1,60 @@
+/**
+ * Clean-up calls shared by both S3 sinks. The abort is ours (not lib-storage's): awaited (the
+ * Lambda runtime does not wait for stray promises), retried, logged, and never allowed to
+ * replace the error that caused it. Both calls run within a time budget so a stalled S3
+ * cannot hold a request past its deadline; the bucket's lifecycle rule is the safety net.
+ */
+import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { CoreLogger } from '../core/upload-files.ts';
+import { isNotFound, storageError } from './s3-errors.ts';
+
+export interface S3Cleanup {
+  /** AbortMultipartUpload with `attempts` tries on top of the SDK's own retries, until `deadline`. */
+  abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void>;
+  /** DeleteObject (a missing object is fine), until `deadline` (default: the clean-up budget). */
+  removeObject(key: string, versionId?: string, deadline?: AbortSignal): Promise<void>;
+}
+
+export function createS3Cleanup(options: {
+  client: S3Client;
+  bucket: string;
+  logger: CoreLogger | undefined;
+  abortAttempts: number;
+  cleanupTimeoutMs: number;
+}): S3Cleanup {
+  const { client, bucket, logger, abortAttempts, cleanupTimeoutMs } = options;
+  return {
+    async abortMultipart(key, uploadId, cause, deadline) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
+            abortSignal: deadline,
+          });
+          return;
+        } catch (err) {
+          if (isNotFound(err)) return;
+          const last = attempt >= abortAttempts || deadline.aborted;
+          (last ? logger?.error : logger?.warn)?.call(logger, 'AbortMultipartUpload failed', {
+            key,
+            uploadId,
+            attempt,
+            err,
+            cause,
+          });
+          if (last) return;
+          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        }
+      }
+    },
+    async removeObject(key, versionId, deadline = AbortSignal.timeout(cleanupTimeoutMs)) {
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
+          abortSignal: deadline,
+        });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw storageError(err, 'delete the file');
+      }
+    },
+  };
+}
