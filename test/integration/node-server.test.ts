@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
+import { BAD_REQUESTS, file } from '../helpers/error-cases.ts';
 import { get, post } from '../helpers/http.ts';
 import { buildMultipart, CONTENT_TYPE, generatedBytes, sha256, streamMultipart } from '../helpers/multipart.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
@@ -177,35 +178,7 @@ describe('NDJSON progress (Accept: application/x-ndjson)', () => {
 });
 
 describe('errors: stable code, nothing stored, server stays up', () => {
-  const file = (size: number, i = 0) => ({ name: `f${i}`, filename: `f${i}.bin`, data: Buffer.alloc(size, i) });
-
-  it.each([
-    ['not multipart', { 'content-type': 'application/json' }, Buffer.from('{}'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['no boundary', { 'content-type': 'multipart/form-data' }, Buffer.from('x'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['no content type', {}, Buffer.from('x'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    [
-      'truncated body',
-      { 'content-type': CONTENT_TYPE },
-      buildMultipart([file(1000)]).subarray(0, 600),
-      400,
-      'MALFORMED_MULTIPART',
-    ],
-    ['no file', { 'content-type': CONTENT_TYPE }, buildMultipart([{ name: 'a', value: 'b' }]), 400, 'NO_FILES'],
-    [
-      'too many files',
-      { 'content-type': CONTENT_TYPE },
-      buildMultipart([0, 1, 2, 3, 4].map((i) => file(10, i))),
-      413,
-      'TOO_MANY_FILES',
-    ],
-    [
-      'too many fields',
-      { 'content-type': CONTENT_TYPE },
-      buildMultipart([...[0, 1, 2, 3, 4].map((i) => ({ name: `k${i}`, value: 'v' })), file(1)]),
-      413,
-      'TOO_MANY_FIELDS',
-    ],
-  ] as const)('%s -> %d %s', async (_label, headers, body, status, code) => {
+  it.each(BAD_REQUESTS)('%s -> %d %s', async (_label, headers, body, status, code) => {
     const before = await listKeys();
     const res = await post(`${url}/uploads`, body, { headers });
     expect(res.status).toBe(status);
