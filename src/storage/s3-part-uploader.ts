@@ -265,7 +265,9 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
                 ...(crc ? { ChecksumCRC32: crc32Base64(data) } : {}),
               }),
             ),
-            { abortSignal: hardStop.signal },
+            // A part is discarded by the abort anyway: cut it at once on any failure, so a
+            // stalled S3 cannot keep the upload open.
+            { abortSignal: stop.signal },
           );
           if (!out.ETag) throw new Error(`UploadPart ${number} returned no ETag`);
           parts[number - 1] = {

@@ -309,7 +309,7 @@ async function startSlowS3(partDelayMs: number): Promise<{
 }
 
 describe('signal semantics against an S3 that holds its answers', () => {
-  it('any other reason lets parts in flight finish, then aborts', async () => {
+  it('any other reason cuts the parts in flight (a stalled S3 cannot hold the upload), then aborts', async () => {
     const slow = await startSlowS3(400);
     const { client, sink } = harness(slow.endpoint);
     const controller = new AbortController();
@@ -317,8 +317,11 @@ describe('signal semantics against an S3 that holds its answers', () => {
     await new Promise((r) => setTimeout(r, 150));
     controller.abort(new UploadError('CLIENT_CLOSED_REQUEST', 'gone'));
     await expect(put).rejects.toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
-    // Both full parts were sent and answered; none was cut; the abort came after them.
-    expect(slow.seen).toMatchObject({ answered: 2, cut: 0, aborts: 1, deletes: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    // Both parts were cut, not answered; the upload was aborted; nothing to delete (no
+    // PutObject or Complete was in flight).
+    expect(slow.seen).toMatchObject({ answered: 0, cut: 2, aborts: 1, deletes: 0 });
+    expect(sink.pool.inUse).toBe(0);
     client.destroy();
     await slow.close();
   });
