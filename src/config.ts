@@ -57,8 +57,9 @@ export interface Config {
   readonly memory: {
     /**
      * `UPLOAD_MEMORY_BYTES`: memory shared by all uploads of the Node server, bytes; each file
-     * in flight reserves S3_PART_BYTES x (S3_QUEUE_SIZE + 2) (or twice its request's
-     * Content-Length when smaller). Default 192 MiB. `0` turns the budget off.
+     * in flight reserves S3_PART_BYTES (pooled uploader, whose shared pool holds the parts) or
+     * S3_PART_BYTES x (S3_QUEUE_SIZE + 2) (lib-storage), or twice its request's Content-Length
+     * when smaller. Default 192 MiB. `0` turns the budget off.
      */
     readonly budgetBytes: number;
     /** `UPLOAD_MEMORY_QUEUE`: files that may wait for memory before new ones get 503 BUSY. Default 64. */
@@ -89,10 +90,10 @@ export interface Config {
     /** `S3_QUEUE_SIZE`: parts uploaded in parallel per file, 1..64. Default 4. */
     readonly queueSize: number;
     /**
-     * `S3_UPLOADER`: `lib-storage` (default: @aws-sdk/lib-storage's Upload per file) or
-     * `pooled` (src/storage/s3-part-uploader.ts: S3_QUEUE_SIZE + 1 part buffers shared by the
-     * whole process and reused, unsigned payload over TLS; ~1.4x the throughput and less
-     * memory in bench/, see the README's Performance section).
+     * `S3_UPLOADER`: `pooled` (default: src/storage/s3-part-uploader.ts, S3_QUEUE_SIZE + 1 part
+     * buffers shared by the whole process and reused, unsigned payload over TLS; ~1.4x the
+     * throughput of lib-storage and less memory in bench/) or `lib-storage`
+     * (@aws-sdk/lib-storage's Upload per file).
      */
     readonly uploader: 'lib-storage' | 'pooled';
   };
@@ -290,7 +291,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       ),
       partBytes,
       queueSize: int('S3_QUEUE_SIZE', 4, 1, 64),
-      uploader: oneOf<'lib-storage' | 'pooled'>('S3_UPLOADER', 'lib-storage', ['lib-storage', 'pooled']),
+      uploader: oneOf<'lib-storage' | 'pooled'>('S3_UPLOADER', 'pooled', ['lib-storage', 'pooled']),
     },
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),

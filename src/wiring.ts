@@ -36,9 +36,10 @@ export function createS3UploadDeps(
       keyPrefix: config.keyPrefix,
       logger,
       ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
-      // What lib-storage may hold per file: the parts in flight, the one being gathered and
-      // its Buffer.concat copy. The pooled uploader's memory is its pool, whatever the files.
-      fileMemoryBytes: pooled ? 0 : config.s3.partBytes * (config.s3.queueSize + 2),
+      // What a file reserves from the memory budget at admission. lib-storage may hold the
+      // parts in flight, the one being gathered and its Buffer.concat copy; the pooled
+      // uploader's memory is its shared pool, so a file only counts one part towards admission.
+      fileMemoryBytes: config.s3.partBytes * (pooled ? 1 : config.s3.queueSize + 2),
     },
   };
 }

@@ -1,5 +1,6 @@
 /**
- * ObjectSink on S3 without lib-storage (`S3_UPLOADER=pooled`; measured in bench/). One multipart upload per file, like src/storage/s3-sink.ts, but:
+ * The default ObjectSink on S3 (`S3_UPLOADER=pooled`), without lib-storage; measured in bench/.
+ * One multipart upload per file, like src/storage/s3-sink.ts, but:
  *
  * - Part buffers come from a fixed pool shared by every file of the sink and are reused: the
  *   socket chunks are copied once, straight into a pooled buffer, which is sent as is.

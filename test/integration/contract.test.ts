@@ -34,7 +34,7 @@ interface Transport {
 
 let s3: TestS3rver;
 let server: RunningServer;
-let pooledServer: RunningServer;
+let libStorageServer: RunningServer;
 const transports: Record<string, Transport> = {};
 
 const LIMITS = {
@@ -53,8 +53,9 @@ beforeAll(async () => {
     s3: { credentials: S3RVER_CREDENTIALS },
     logger: createLogger('silent'),
   });
-  // The same server with the pooled uploader (S3_UPLOADER=pooled) in place of lib-storage.
-  pooledServer = await startServer(loadConfig({ ...env, PORT: '0', S3_UPLOADER: 'pooled' }), {
+  // The same server with the lib-storage uploader (S3_UPLOADER=lib-storage) in place of the
+  // default pooled one.
+  libStorageServer = await startServer(loadConfig({ ...env, PORT: '0', S3_UPLOADER: 'lib-storage' }), {
     s3: { credentials: S3RVER_CREDENTIALS },
     logger: createLogger('silent'),
   });
@@ -65,7 +66,7 @@ beforeAll(async () => {
     },
   });
   transports['node'] = nodeTransport(server);
-  transports['node, pooled uploader'] = nodeTransport(pooledServer);
+  transports['node, lib-storage uploader'] = nodeTransport(libStorageServer);
   const handler = await loadFunction({
     ...env,
     AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -88,7 +89,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  await pooledServer?.close();
+  await libStorageServer?.close();
   await s3?.close();
 });
 
@@ -136,7 +137,7 @@ const ERROR_CASES: Array<[string, Request, number, string]> = [
   ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
-describe.each(['node', 'node, pooled uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
+describe.each(['node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
   const send = (req: Request) => transports[name]!.send(req);
 
   it('stores every file byte-exact and answers 201 with files and fields', async () => {

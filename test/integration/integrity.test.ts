@@ -162,8 +162,9 @@ describe('content type allowlist (UPLOAD_ALLOWED_TYPES)', () => {
 
 describe('memory budget (UPLOAD_MEMORY_BYTES)', () => {
   it('runs files within the budget, makes others wait, and refuses past the queue with 503 BUSY', async () => {
-    // One file with 5 MiB parts and queue 4 reserves 30 MiB: one runs, one waits, one is refused.
-    const url = await start({ UPLOAD_MEMORY_BYTES: String(30 * MiB), UPLOAD_MEMORY_QUEUE: '1' });
+    // With the pooled uploader (default) a file reserves one 5 MiB part: one runs, one waits,
+    // one is refused.
+    const url = await start({ UPLOAD_MEMORY_BYTES: String(5 * MiB), UPLOAD_MEMORY_QUEUE: '1' });
     const send = (seed: number) => {
       const body = streamMultipart([{ name: 'f', filename: `${seed}.bin`, size: 24 * MiB, seed }]);
       return post(`${url}/uploads`, body.stream, {

@@ -1,6 +1,6 @@
 /**
- * Fixed memory, measured from the OS: the real server (`npm start`'s bundle, default part
- * size and queue) in a child process streams a large upload into s3rver; its peak RSS
+ * Fixed memory, measured from the OS: the real server (`npm start`'s bundle and flags, default
+ * uploader, part size and queue) in a child process streams a large upload into s3rver; its peak RSS
  * (VmHWM) must stay within a bound derived from part size x (queue size + 1) above its own
  * idle baseline. A pipeline that buffered the file would blow through it by hundreds of MiB.
  *
@@ -15,18 +15,18 @@ import { startServerProcess, type ServerProcess } from '../helpers/server-proces
 
 const MiB = 1024 * 1024;
 const SIZE = parseBytes(process.env['MEMORY_TEST_BYTES'] ?? '') ?? 512 * MiB;
-// The server's defaults (src/config.ts): 8 MiB parts, 4 in flight.
+// The server's defaults (src/config.ts): the pooled uploader, 8 MiB parts, 4 in flight.
 const PART = 8 * MiB;
 const QUEUE = 4;
 /**
- * What one upload may hold beyond the warmed-up idle process:
- * - queue + 2 parts: the parts in flight, the one being gathered from small socket chunks,
- *   and lib-storage's Buffer.concat copy of it (its chunker always copies to cut a part);
- * - 64 MiB of slack: V8 frees dead Buffers only after external memory grew by its soft limit
- *   (64 MiB) since the last GC, so that much garbage can be resident at a peak.
+ * What uploads may hold beyond the warmed-up idle process:
+ * - the pooled uploader's part buffers, queue + 1 of them for the whole process, filled by
+ *   copying and reused (they stay resident once touched);
+ * - 32 MiB of slack for socket, busboy and stream buffers and garbage not yet collected
+ *   (Node's HTTP parser copies every body chunk; V8 collects them every 13-20 MiB).
  * A pipeline that buffered the file would need the whole file (512 MiB) on top.
  */
-const FILE_BUDGET = PART * (QUEUE + 2) + 64 * MiB;
+const FILE_BUDGET = PART * (QUEUE + 1) + 32 * MiB;
 
 let s3: TestS3rver;
 let server: ServerProcess;

@@ -142,7 +142,8 @@ describe('loadConfig', () => {
     expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5 });
     expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
     expect(c.authToken).toBe('x'.repeat(16));
-    expect(loadConfig({}).s3.uploader).toBe('lib-storage');
+    expect(loadConfig({}).s3.uploader).toBe('pooled');
+    expect(loadConfig({ S3_UPLOADER: 'lib-storage' }).s3.uploader).toBe('lib-storage');
     expect(loadConfig({ S3_UPLOADER: 'pooled' }).s3.uploader).toBe('pooled');
   });
 
