@@ -81,13 +81,14 @@ const VARIANTS = {
   current: {
     bundle: 'current',
     s3: true,
-    label: 'this service: src/server.ts bundle, defaults (8 MiB parts, queue 4, lib-storage)',
+    env: { S3_UPLOADER: 'lib-storage' },
+    label: 'this service: src/server.ts bundle with S3_UPLOADER=lib-storage (8 MiB parts, queue 4)',
   },
   pooled: {
     bundle: 'pooled',
     s3: true,
     env: { BENCH_UNSIGNED_PAYLOAD: '1' },
-    label: 'prototype: src/storage/s3-part-uploader.ts, pool of 5 x 8 MiB per process, UNSIGNED-PAYLOAD (its TLS default)',
+    label: 'pooled uploader (the default since this run): src/storage/s3-part-uploader.ts, pool of 5 x 8 MiB per process, UNSIGNED-PAYLOAD (its TLS default)',
   },
   'pooled-signed': {
     bundle: 'pooled',
@@ -101,6 +102,7 @@ const VARIANTS = {
   'current-semi1': {
     bundle: 'current',
     s3: true,
+    env: { S3_UPLOADER: 'lib-storage' },
     nodeArgs: ['--max-semi-space-size=1'],
     label: 'this service, node --max-semi-space-size=1',
   },
