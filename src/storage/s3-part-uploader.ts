@@ -35,7 +35,7 @@ import {
 import { UploadError } from '../core/errors.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
-import { confirmStored } from './confirm-stored.ts';
+import { confirmStored, type StoreAnswer } from './confirm-stored.ts';
 import { createS3Cleanup } from './s3-cleanup.ts';
 import { storageError } from './s3-errors.ts';
 
@@ -289,24 +289,8 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
     };
 
     /** The store's answer, with the size read back before the file is reported stored. */
-    const confirmed = async (out: { ETag?: string; VersionId?: string; ChecksumCRC32?: string }): Promise<PutObjectOutput> => {
-      const versionId = out.VersionId;
-      const storedSize = await confirmStored({
-        client,
-        bucket,
-        key,
-        versionId,
-        signal: hardStop.signal,
-        remove: removeObject,
-        logger,
-      });
-      return {
-        etag: out.ETag ?? '',
-        ...(versionId ? { versionId } : {}),
-        ...(storedSize !== undefined ? { storedSize } : {}),
-        ...(out.ChecksumCRC32 ? { checksumCRC32: out.ChecksumCRC32 } : {}),
-      };
-    };
+    const confirmed = (answer: StoreAnswer): Promise<PutObjectOutput> =>
+      confirmStored(answer, { client, bucket, key, signal: hardStop.signal, remove: removeObject, logger });
 
     let fill: Buffer | undefined;
     let filled = 0;

@@ -121,22 +121,7 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
         signal.removeEventListener('abort', onAbort);
       }
 
-      const versionId = out.VersionId;
-      const storedSize = await confirmStored({
-        client,
-        bucket,
-        key,
-        versionId,
-        signal: hardStop.signal,
-        remove: removeObject,
-        logger,
-      });
-      return {
-        etag: out.ETag ?? '',
-        ...(versionId ? { versionId } : {}),
-        ...(storedSize !== undefined ? { storedSize } : {}),
-        ...(out.ChecksumCRC32 ? { checksumCRC32: out.ChecksumCRC32 } : {}),
-      };
+      return confirmStored(out, { client, bucket, key, signal: hardStop.signal, remove: removeObject, logger });
     },
 
     delete: (key: string, versionId?: string) => removeObject(key, versionId),
