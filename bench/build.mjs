@@ -14,6 +14,7 @@ import { cp, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { SERVER_BUILD_OPTIONS } from '../scripts/build.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BUNDLE_DIR = path.join(ROOT, 'bench/results/tmp');
@@ -82,16 +83,9 @@ export async function buildBundles(variants = Object.keys(ENTRIES), srcRev) {
       let entry = path.join(ROOT, ENTRIES[v]);
       if (srcRev && ENTRIES[v].startsWith('src/')) entry = path.join(src.dir, ENTRIES[v].slice(4));
       await build({
+        ...SERVER_BUILD_OPTIONS,
         entryPoints: [entry],
         outfile,
-        bundle: true,
-        platform: 'node',
-        target: 'node24',
-        format: 'esm',
-        sourcemap: true,
-        external: ['s3rver'],
-        banner: { js: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);" },
-        logLevel: 'warning',
         plugins: srcRev ? [redirectSrc(src.dir)] : [],
         // The snapshot lives under bench/results/tmp/: packages still resolve from <root>/node_modules.
         nodePaths: [path.join(ROOT, 'node_modules')],

@@ -4,3 +4,4 @@ export declare const FUNCTION_BUNDLE: string;
 export declare function buildFunction(outfile?: string): Promise<string>;
 export declare const CLI_BUNDLE: string;
 export declare function buildCli(outfile?: string): Promise<string>;
+export declare const SERVER_BUILD_OPTIONS: import('esbuild').BuildOptions;

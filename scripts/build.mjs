@@ -6,20 +6,25 @@ import { fileURLToPath } from 'node:url';
 
 export const SERVER_BUNDLE = fileURLToPath(new URL('../dist/server.mjs', import.meta.url));
 
+/** esbuild options of the server bundle (also used by bench/build.mjs for its variants). */
+export const SERVER_BUILD_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  sourcemap: true,
+  // Dev-only, loaded lazily for the embedded S3; never part of a production bundle.
+  external: ['s3rver'],
+  // The AWS SDK still has CommonJS inside; give the ESM bundle a require().
+  banner: { js: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);" },
+  logLevel: 'warning',
+};
+
 export async function buildServer() {
   await build({
+    ...SERVER_BUILD_OPTIONS,
     entryPoints: [fileURLToPath(new URL('../src/server.ts', import.meta.url))],
     outfile: SERVER_BUNDLE,
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'esm',
-    sourcemap: true,
-    // Dev-only, loaded lazily for the embedded S3; never part of a production bundle.
-    external: ['s3rver'],
-    // The AWS SDK still has CommonJS inside; give the ESM bundle a require().
-    banner: { js: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);" },
-    logLevel: 'warning',
   });
   return SERVER_BUNDLE;
 }
