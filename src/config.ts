@@ -54,6 +54,12 @@ export interface Config {
    * checked against each file's magic bytes before anything is sent to S3. Default: any.
    */
   readonly allowedTypes: readonly string[] | undefined;
+  /**
+   * `UPLOAD_SHA256`: `requested` (default) hashes a file only when its request sends a
+   * `sha256` field to check; `always` computes every file's SHA-256 and returns it (~0.6 s
+   * of CPU per GB on top of ~2 s for the rest of the pipeline, bench/README.md).
+   */
+  readonly sha256: 'requested' | 'always';
   readonly memory: {
     /**
      * `UPLOAD_MEMORY_BYTES`: memory shared by all uploads of the Node server, bytes; each file
@@ -64,6 +70,12 @@ export interface Config {
     readonly budgetBytes: number;
     /** `UPLOAD_MEMORY_QUEUE`: files that may wait for memory before new ones get 503 BUSY. Default 64. */
     readonly maxWaiting: number;
+    /**
+     * `UPLOAD_GC_EVERY_BYTES`: run a minor (young-generation) GC each time this many body
+     * bytes have been received, so that dead socket-read buffers are freed at once instead of
+     * piling up (src/gc-pacer.ts). Default 4 MiB; `0` leaves GC timing to V8.
+     */
+    readonly gcEveryBytes: number;
   };
   readonly s3: {
     /**
@@ -85,10 +97,21 @@ export interface Config {
      * 411), else `WHEN_SUPPORTED`.
      */
     readonly checksumCalculation: ChecksumCalculation;
-    /** `S3_PART_BYTES`: multipart part size, bytes, 5 MiB..5 GiB. Default 8 MiB. */
+    /**
+     * `S3_PART_BYTES`: multipart part size, bytes, 5 MiB..5 GiB. Default 5 MiB (S3's minimum,
+     * lib-storage's default): the pooled uploader holds S3_QUEUE_SIZE + 1 parts per process,
+     * 25 MiB by default. 10,000 parts of it hold 48.8 GiB.
+     */
     readonly partBytes: number;
     /** `S3_QUEUE_SIZE`: parts uploaded in parallel per file, 1..64. Default 4. */
     readonly queueSize: number;
+    /**
+     * `S3_UNSIGNED_PAYLOAD`: sign parts with `UNSIGNED-PAYLOAD` instead of a SHA-256 of each
+     * part (pooled uploader). Default: true for https endpoints (AWS), false for plain http,
+     * where only the signature protects the bytes. Set `true` for an http endpoint behind a
+     * TLS-terminating proxy or on a trusted network.
+     */
+    readonly unsignedPayload: boolean | undefined;
     /**
      * `S3_UPLOADER`: `pooled` (default: src/storage/s3-part-uploader.ts, S3_QUEUE_SIZE + 1 part
      * buffers shared by the whole process and reused, unsigned payload over TLS; ~1.4x the
@@ -230,7 +253,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
 
   const maxFileBytes = bytes('UPLOAD_MAX_FILE_BYTES', 5 * GiB, 1);
-  const partBytes = bytes('S3_PART_BYTES', 8 * MiB, S3_MIN_PART_BYTES, S3_MAX_PART_BYTES);
+  const partBytes = bytes('S3_PART_BYTES', 5 * MiB, S3_MIN_PART_BYTES, S3_MAX_PART_BYTES);
   if (partBytes * S3_MAX_PARTS < maxFileBytes) {
     problems.push(
       `S3_PART_BYTES (${partBytes}) x ${S3_MAX_PARTS} parts cannot hold UPLOAD_MAX_FILE_BYTES (${maxFileBytes}): raise S3_PART_BYTES to at least ${Math.ceil(maxFileBytes / S3_MAX_PARTS)}`,
@@ -267,9 +290,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     keyPrefix,
     authToken,
     allowedTypes: allowedTypes?.length ? allowedTypes : undefined,
+    sha256: oneOf<'requested' | 'always'>('UPLOAD_SHA256', 'requested', ['requested', 'always']),
     memory: {
       budgetBytes: bytes('UPLOAD_MEMORY_BYTES', 192 * MiB, 0),
       maxWaiting: int('UPLOAD_MEMORY_QUEUE', 64, 0, 100_000),
+      gcEveryBytes: bytes('UPLOAD_GC_EVERY_BYTES', 4 * MiB, 0),
     },
     limits: {
       maxFileBytes,
@@ -291,6 +316,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       ),
       partBytes,
       queueSize: int('S3_QUEUE_SIZE', 4, 1, 64),
+      unsignedPayload: read('S3_UNSIGNED_PAYLOAD') === undefined ? undefined : bool('S3_UNSIGNED_PAYLOAD', false),
       uploader: oneOf<'lib-storage' | 'pooled'>('S3_UPLOADER', 'pooled', ['lib-storage', 'pooled']),
     },
     lambda: {

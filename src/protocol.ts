@@ -98,9 +98,11 @@ export interface StoredFile {
   /** Names of text fields that did not fit in S3's 2 KB user-metadata budget. */
   metadataOmitted?: string[];
   /**
-   * SHA-256 of the stored bytes, lowercase hex, computed while streaming. Direct lane (upload
-   * sessions): the service never sees the bytes, so this is the value declared when the
-   * session was created (also stored as the object's `sha256` metadata), or '' when none was.
+   * SHA-256 of the stored bytes, lowercase hex, computed while streaming when the request sent
+   * a `sha256` field to check (or the service runs with `UPLOAD_SHA256=always`), else ''.
+   * Direct lane (upload sessions): the service never sees the bytes, so this is the value
+   * declared when the session was created (also stored as the object's `sha256` metadata),
+   * or '' when none was.
    */
   sha256: string;
   /** CRC32 S3 computed (base64; `-N` suffix for a multipart object), when the SDK sent checksums. */

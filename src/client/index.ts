@@ -87,8 +87,10 @@ export interface UploadOptions {
   /** Called when a direct upload's session starts and after each part it completed (to save it). */
   onSession?: (state: SessionState) => void;
   /**
-   * Declare each direct-lane file's SHA-256 (read once more from disk before sending; stored
-   * as the object's `sha256` metadata and returned). Default true.
+   * Declare each file's SHA-256 (read once more from disk before sending): the service checks
+   * the bytes it stores against it (422 CHECKSUM_MISMATCH otherwise), stores it as the
+   * object's `sha256` metadata and returns it. Default true; `false` sends none (the service
+   * then hashes nothing unless it runs with UPLOAD_SHA256=always).
    */
   sha256?: boolean;
   /** Called for every part PUT attempt (tests and diagnostics). */
@@ -218,7 +220,14 @@ export function createUploadClient(options: UploadClientOptions): UploadClient {
 
   async function postStreamed(batch: Prepared[], signal: AbortSignal | undefined, onBytes: (f: Prepared, n: number) => void) {
     const body = multipartBody(
-      batch.map((f) => ({ path: f.path, name: f.name, contentType: f.contentType, size: f.size, field: 'file' })),
+      batch.map((f) => ({
+        path: f.path,
+        name: f.name,
+        contentType: f.contentType,
+        size: f.size,
+        field: 'file',
+        ...(f.sha256 ? { sha256: f.sha256 } : {}),
+      })),
     );
     for (let attempt = 0; ; attempt++) {
       const sent = new Map<number, number>();
@@ -281,6 +290,9 @@ export function createUploadClient(options: UploadClientOptions): UploadClient {
       const large = prepared.filter((f) => f.size > streamMaxBytes);
 
       for (const batch of batches(small)) {
+        if (uploadOptions.sha256 !== false) {
+          for (const f of batch) f.sha256 ??= await fileSha256(f.path, signal);
+        }
         const stored = await postStreamed(batch, signal, (f, n) => report(f, 'stream', sentPerFile[f.index]! + n));
         stored.forEach((file, i) => {
           const f = batch[i]!;

@@ -16,6 +16,8 @@ export interface BodyFile {
   size: number;
   /** Form field name. */
   field: string;
+  /** SHA-256 (hex) sent in a `sha256` field just before the file, for the service to check. */
+  sha256?: string;
 }
 
 const SLICE = 64 * 1024;
@@ -41,7 +43,8 @@ export function multipartBody(files: readonly BodyFile[]): MultipartBody {
   const boundary = `----s3su-${randomBytes(12).toString('hex')}`;
   const heads = files.map((f) =>
     Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="${f.field.replace(/["\r\n]/g, '_')}"; ${dispositionParams(f.name)}\r\n` +
+      (f.sha256 ? `--${boundary}\r\nContent-Disposition: form-data; name="sha256"\r\n\r\n${f.sha256}\r\n` : '') +
+        `--${boundary}\r\nContent-Disposition: form-data; name="${f.field.replace(/["\r\n]/g, '_')}"; ${dispositionParams(f.name)}\r\n` +
         `Content-Type: ${f.contentType.replace(/[\r\n]/g, '')}\r\n\r\n`,
       'utf8',
     ),

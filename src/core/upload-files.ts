@@ -68,6 +68,13 @@ export interface UploadDeps {
   /** Worst-case memory of one file in flight, bytes (part size x (queue size + 2)). */
   fileMemoryBytes?: number;
   logger?: CoreLogger;
+  /**
+   * Compute every file's SHA-256 (returned as `sha256`). Default false: only files whose
+   * request sends a `sha256` field to check are hashed; S3 checks per-part CRC32s.
+   */
+  sha256?: boolean;
+  /** Called with the length of every body chunk as it is read (the GC pacer, src/gc-pacer.ts). */
+  onBodyBytes?: (bytes: number) => void;
 }
 
 const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
@@ -111,6 +118,7 @@ async function runPipeline(
   const newId = deps.newId ?? newObjectId;
   const progressEvery = deps.progressEveryBytes ?? DEFAULT_PROGRESS_BYTES;
   const signal = controller.signal;
+  const onBodyBytes = deps.onBodyBytes;
 
   /** First failure wins; everything after it is cleanup. */
   let failure: UploadError | undefined;
@@ -154,6 +162,7 @@ async function runPipeline(
       transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
         const room = limits.maxTotalBytes - totalBytes;
         totalBytes += chunk.length;
+        onBodyBytes?.(chunk.length);
         if (totalBytes <= limits.maxTotalBytes) {
           delimiters.feed(chunk);
           return done(null, chunk);
@@ -247,7 +256,10 @@ async function runPipeline(
   ): Promise<StoredFile> {
     const key = buildKey(keyPrefix, newId(), filename);
     const safeName = sanitizeFilename(filename);
-    const { metadata, omitted } = buildFileMetadata(filename, fieldList);
+    // A `sha256` field is this file's own: earlier files' values must not become its metadata.
+    const metadataFields = fieldList.filter(([name]) => name !== SHA256_FIELD);
+    if (expectedSha256) metadataFields.unshift([SHA256_FIELD, expectedSha256]);
+    const { metadata, omitted } = buildFileMetadata(filename, metadataFields);
     emit({ type: 'file-started', field, filename, key, contentType });
 
     const body = new FileChecks({
@@ -255,6 +267,7 @@ async function runPipeline(
       declaredType: contentType,
       ...(deps.allowedTypes ? { allowedTypes: deps.allowedTypes } : {}),
       ...(expectedSha256 ? { expectedSha256 } : {}),
+      sha256: deps.sha256 === true,
       progressEvery,
       onProgress: (bytes) => emit({ type: 'file-progress', field, key, bytes }),
     });

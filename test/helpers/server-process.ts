@@ -3,11 +3,19 @@
  * child process, so its memory can be read from the OS apart from the test's own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { buildServer } from '../../scripts/build.mjs';
 
-/** The Node flags of `npm start` (package.json): keep in step. */
-export const NPM_START_FLAGS = ['--enable-source-maps', '--max-semi-space-size=1'];
+/** The Node flags of `npm start`, read from package.json (`node <flags> dist/server.mjs`). */
+export const NPM_START_FLAGS: readonly string[] = (() => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const m = /^node((?:\s+--\S+)*)\s+dist\/server\.mjs$/.exec(pkg.scripts['start'] ?? '');
+  if (!m) throw new Error(`package.json scripts.start is not "node <flags> dist/server.mjs": ${pkg.scripts['start']}`);
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
+})();
 
 export interface ServerProcess {
   child: ChildProcess;

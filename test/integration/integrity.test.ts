@@ -48,12 +48,20 @@ describe('checksums', () => {
     url = await start();
   });
 
-  it('returns the SHA-256 of every stored file, single PUT and multipart', async () => {
+  it('hashes nothing by default: sha256 is empty without a sha256 field', async () => {
+    const body = streamMultipart([{ name: 'a', filename: 'a.bin', size: 1000, seed: 1 }]);
+    const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE } });
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ files: [{ size: 1000, sha256: '' }] });
+  });
+
+  it('UPLOAD_SHA256=always returns the SHA-256 of every stored file, single PUT and multipart', async () => {
+    const always = await start({ UPLOAD_SHA256: 'always' });
     const body = streamMultipart([
       { name: 'a', filename: 'a.bin', size: 1000, seed: 1 },
       { name: 'b', filename: 'b.bin', size: 6 * MiB + 3, seed: 2 },
     ]);
-    const res = await post(`${url}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE } });
+    const res = await post(`${always}/uploads`, body.stream, { headers: { 'content-type': CONTENT_TYPE } });
     expect(res.status).toBe(201);
     expect((res.json as { files: Array<{ sha256: string }> }).files.map((f) => f.sha256)).toEqual(body.sha256);
   });
@@ -164,7 +172,7 @@ describe('memory budget (UPLOAD_MEMORY_BYTES)', () => {
   it('runs files within the budget, makes others wait, and refuses past the queue with 503 BUSY', async () => {
     // With the pooled uploader (default) a file reserves one 5 MiB part: one runs, one waits,
     // one is refused.
-    const url = await start({ UPLOAD_MEMORY_BYTES: String(5 * MiB), UPLOAD_MEMORY_QUEUE: '1' });
+    const url = await start({ UPLOAD_MEMORY_BYTES: String(5 * MiB), UPLOAD_MEMORY_QUEUE: '1', UPLOAD_SHA256: 'always' });
     const send = (seed: number) => {
       const body = streamMultipart([{ name: 'f', filename: `${seed}.bin`, size: 24 * MiB, seed }]);
       return post(`${url}/uploads`, body.stream, {

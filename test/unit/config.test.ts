@@ -24,15 +24,18 @@ describe('loadConfig', () => {
         embedded: true,
         bucket: 'uploads',
         endpoint: undefined,
-        partBytes: 8 * 2 ** 20,
+        partBytes: 5 * 2 ** 20,
         queueSize: 4,
+        unsignedPayload: undefined,
         region: 'us-east-1',
         checksumCalculation: 'WHEN_REQUIRED',
+        uploader: 'pooled',
       },
       lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
       timeouts: { headersMs: 30_000, idleMs: 120_000 },
-      memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64 },
+      memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64, gcEveryBytes: 4 * 2 ** 20 },
       allowedTypes: undefined,
+      sha256: 'requested',
       authToken: undefined,
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -59,6 +62,9 @@ describe('loadConfig', () => {
       AWS_REQUEST_CHECKSUM_CALCULATION: 'when_supported',
       UPLOAD_LAMBDA_MAX_BODY_BYTES: '5MB',
       UPLOAD_DEADLINE_MARGIN_MS: '1500',
+      S3_UNSIGNED_PAYLOAD: 'true',
+      UPLOAD_SHA256: 'always',
+      UPLOAD_GC_EVERY_BYTES: '8MiB',
     });
     expect(c).toMatchObject({
       port: 8080,
@@ -74,9 +80,12 @@ describe('loadConfig', () => {
         region: 'eu-west-1',
         partBytes: 16 * 2 ** 20,
         queueSize: 8,
+        unsignedPayload: true,
         checksumCalculation: 'WHEN_SUPPORTED',
       },
       lambda: { maxBodyBytes: 5e6, deadlineMarginMs: 1500 },
+      sha256: 'always',
+      memory: { gcEveryBytes: 8 * 2 ** 20 },
     });
   });
 
@@ -116,6 +125,9 @@ describe('loadConfig', () => {
     [{ UPLOAD_MEMORY_BYTES: 'lots' }, 'UPLOAD_MEMORY_BYTES must be a byte size'],
     [{ UPLOAD_HEADERS_TIMEOUT_MS: '5' }, 'UPLOAD_HEADERS_TIMEOUT_MS must be between 100 and 600000'],
     [{ S3_UPLOADER: 'fast' }, 'S3_UPLOADER must be one of lib-storage, pooled'],
+    [{ UPLOAD_SHA256: 'sometimes' }, 'UPLOAD_SHA256 must be one of requested, always'],
+    [{ UPLOAD_GC_EVERY_BYTES: '-1' }, 'UPLOAD_GC_EVERY_BYTES must be a byte size'],
+    [{ S3_UNSIGNED_PAYLOAD: 'maybe' }, 'S3_UNSIGNED_PAYLOAD must be true or false'],
   ])('refuses %j naming the variable', (env, message) => {
     expect(problems(env as Record<string, string>).join('\n')).toContain(message);
   });
@@ -139,7 +151,9 @@ describe('loadConfig', () => {
       UPLOAD_AUTH_TOKEN: 'x'.repeat(16),
     });
     expect(c.allowedTypes).toEqual(['image/png', 'image/*', 'application/pdf']);
-    expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5 });
+    expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5, gcEveryBytes: 4 * 2 ** 20 });
+    expect(loadConfig({ UPLOAD_GC_EVERY_BYTES: '0' }).memory.gcEveryBytes).toBe(0);
+    expect(loadConfig({ S3_UNSIGNED_PAYLOAD: 'false' }).s3.unsignedPayload).toBe(false);
     expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
     expect(c.authToken).toBe('x'.repeat(16));
     expect(loadConfig({}).s3.uploader).toBe('pooled');

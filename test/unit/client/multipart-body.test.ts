@@ -35,7 +35,8 @@ describe('multipartBody', () => {
         const data = Buffer.concat([...generatedBytes(s.size, i + 1)]);
         const path = join(dir, `f${i}`);
         await writeFile(path, data);
-        return { ...s, path, field: 'file', data };
+        // The second file declares its SHA-256: a `sha256` field goes just before it.
+        return { ...s, path, field: 'file', data, ...(i === 1 ? { sha256: sha256(data) } : {}) };
       }),
     );
     const body = multipartBody(files);
@@ -62,6 +63,8 @@ describe('multipartBody', () => {
     // Quotes cannot survive in the ASCII fallback; the exact name travels in filename*.
     expect(done.files.map((f) => [f.filename, f.contentType, f.size])).toEqual(specs.map((s) => [s.name, s.contentType, s.size]));
     done.files.forEach((f, i) => expect(sha256(sink.objects.get(f.key)!.data)).toBe(sha256(files[i]!.data)));
+    // The service checked the declared one (and hashed nothing else, its default).
+    expect(done.files.map((f) => f.sha256)).toEqual(['', sha256(files[1]!.data), '']);
   });
 
   it('renders names: plain ASCII alone, anything else with an RFC 5987 twin', () => {

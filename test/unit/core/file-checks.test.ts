@@ -66,6 +66,16 @@ describe('file type checks', () => {
       allowedTypes: ['image/png'],
     });
     expect(res.ok && res.out.equals(data)).toBe(true);
+    expect(res.ok && res.checks.sha256).toBe('');
+  });
+
+  it('computes the SHA-256 when asked, whatever the chunking', async () => {
+    const data = Buffer.alloc(70_000, 3);
+    const res = await run([data.subarray(0, 1), data.subarray(1, 65_537), data.subarray(65_537)], {
+      filename: 'a.bin',
+      declaredType: 'application/octet-stream',
+      sha256: true,
+    });
     expect(res.ok && res.checks.sha256).toBe(sha256(data));
   });
 

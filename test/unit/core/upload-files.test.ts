@@ -20,6 +20,10 @@ interface RunOptions {
   mode?: Parameters<typeof chunked>[1];
   signal?: AbortSignal;
   progressEveryBytes?: number;
+  /** Compute every file's SHA-256 (UPLOAD_SHA256=always). The table runs with it on. */
+  sha256?: boolean;
+  /** Called with each body chunk's length (the GC pacer's hook). */
+  onBodyBytes?: (bytes: number) => void;
 }
 
 async function run(body: Buffer, options: RunOptions = {}) {
@@ -38,6 +42,8 @@ async function run(body: Buffer, options: RunOptions = {}) {
       keyPrefix: 'up/',
       newId: () => `id${++n}`,
       progressEveryBytes: options.progressEveryBytes ?? Number.POSITIVE_INFINITY,
+      sha256: options.sha256 ?? true,
+      ...(options.onBodyBytes ? { onBodyBytes: options.onBodyBytes } : {}),
     },
   )) {
     events.push(event);
@@ -439,5 +445,51 @@ describe('uploadFiles', () => {
     await it.return(undefined);
     expect(sink.aborted).toHaveLength(1);
     expect(sink.objects.size).toBe(0);
+  });
+
+  describe('SHA-256 (default: only when the request sends one to check)', () => {
+    const a = 'first file';
+    const b = 'second file, other bytes';
+
+    it('hashes nothing without a sha256 field: sha256 is empty', async () => {
+      const { events } = await run(buildMultipart([{ name: 'f', filename: 'a.txt', data: a }]), { sha256: false });
+      expect(events.at(-1)).toMatchObject({ type: 'done', files: [{ size: a.length, sha256: '' }] });
+    });
+
+    it('checks and returns each file its own sha256 field, and stores it as that file\'s metadata', async () => {
+      const body = buildMultipart([
+        { name: 'sha256', value: sha256(a) },
+        { name: 'f', filename: 'a.txt', data: a },
+        { name: 'sha256', value: sha256(b) },
+        { name: 'f', filename: 'b.txt', data: b },
+        { name: 'f', filename: 'c.txt', data: 'no field before me' },
+      ]);
+      const { events, sink } = await run(body, { sha256: false });
+      const done = events.at(-1);
+      expect(done).toMatchObject({ type: 'done' });
+      const files = (done as { files: Array<{ key: string; sha256: string }> }).files;
+      expect(files.map((f) => f.sha256)).toEqual([sha256(a), sha256(b), '']);
+      expect(files.map((f) => sink.objects.get(f.key)!.metadata?.['sha256'])).toEqual([sha256(a), sha256(b), undefined]);
+    });
+
+    it('a file that differs from its sha256 field fails the request with CHECKSUM_MISMATCH and keeps nothing', async () => {
+      const body = buildMultipart([
+        { name: 'sha256', value: sha256(a) },
+        { name: 'f', filename: 'a.txt', data: a },
+        { name: 'sha256', value: sha256(a) },
+        { name: 'f', filename: 'b.txt', data: b },
+      ]);
+      const { events, sink } = await run(body, { sha256: false });
+      expect(events.at(-1)).toMatchObject({ type: 'error', code: 'CHECKSUM_MISMATCH' });
+      expect(sink.objects.size).toBe(0);
+    });
+  });
+
+  it('reports every body byte to onBodyBytes (the GC pacer)', async () => {
+    const body = buildMultipart([{ name: 'f', filename: 'a.txt', data: 'x'.repeat(1000) }]);
+    let seen = 0;
+    const { events } = await run(body, { mode: 'bytes', onBodyBytes: (n) => (seen += n) });
+    expect(events.at(-1)).toMatchObject({ type: 'done' });
+    expect(seen).toBe(body.length);
   });
 });
