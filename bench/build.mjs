@@ -6,8 +6,8 @@
 //
 // `src` is the working tree by default. With a git revision (`--src=HEAD`), src/ is taken
 // from that commit (git archive) so a run measures committed code while others edit the
-// working tree; files of the working tree's src/ that the commit lacks (a prototype not yet
-// committed, e.g. src/storage/s3-part-uploader.ts) are copied in.
+// working tree; files of the working tree's src/ that the commit lacks (a module not yet
+// committed) are copied in.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, rm } from 'node:fs/promises';
@@ -19,14 +19,14 @@ import { SERVER_BUILD_OPTIONS } from '../scripts/build.mjs';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BUNDLE_DIR = path.join(ROOT, 'bench/results/tmp');
 
-/** Server entry points by variant name (see bench/run.mjs for what each one is). */
+/** Server entry points by bundle name (bench/variants.mjs says which variant runs which). */
 export const ENTRIES = {
   raw: 'bench/baselines/raw-discard.mjs',
   busboy: 'bench/baselines/busboy-parse.mjs',
   naive: 'bench/baselines/naive-lib-storage.mjs',
   buffered: 'bench/baselines/buffered.mjs',
-  current: 'src/server.ts',
-  pooled: 'bench/servers/pooled-server.ts',
+  // The service as `npm start` runs it (dist/server.mjs is the same entry, same options).
+  service: 'src/server.ts',
 };
 
 async function filesUnder(dir, base = dir) {
@@ -69,10 +69,12 @@ function redirectSrc(srcDir) {
 }
 
 /**
- * Builds the bundles of the given variants; returns { bundles: { variant: path }, src }.
+ * Builds the given bundles (names of ENTRIES); returns { bundles: { variant: path }, src }.
  * `srcRev`: a git revision to take src/ from, or undefined for the working tree.
  */
 export async function buildBundles(variants = Object.keys(ENTRIES), srcRev) {
+  const unknown = variants.filter((v) => !ENTRIES[v]);
+  if (unknown.length) throw new Error(`no bundle named ${unknown.join(', ')} (known: ${Object.keys(ENTRIES).join(', ')})`);
   await mkdir(BUNDLE_DIR, { recursive: true });
   let src = { dir: path.join(ROOT, 'src'), commit: 'working tree' };
   if (srcRev) src = await snapshotSrc(srcRev);

@@ -5,11 +5,10 @@ const COLORS = {
   busboy: '#616161',
   naive: '#e53935',
   buffered: '#fb8c00',
-  current: '#1e88e5',
-  pooled: '#43a047',
-  'pooled-signed': '#8e24aa',
-  'current-semi1': '#90caf9',
-  'pooled-semi1': '#a5d6a7',
+  service: '#43a047',
+  'service-sha256': '#8e24aa',
+  'service-nogc': '#a5d6a7',
+  'lib-storage': '#1e88e5',
 };
 const W = 1040;
 const PANEL_W = 480;

@@ -1,31 +1,38 @@
 // What one failed part costs: the discard S3 refuses part 3 of every upload (403, not retried
 // by the SDK) and the load client sends one file of --size (default 1 GiB). Prints, per
 // variant, how long the client waited for the error and how many parts and bytes the server
-// still sent to S3 after the refusal. Writes bench/results/failure-cost.{json,md}.
+// still sent to S3 after the refusal. The service variants run as in bench/run.mjs
+// (bench/variants.mjs). Writes bench/results/failure-cost.{json,md}.
 //
-//   node bench/failure-cost.mjs [--size=1GiB] [--src=HEAD] [--only=naive,current,pooled]
+//   node bench/failure-cost.mjs [--size=1GiB] [--src=HEAD] [--only=naive,service,lib-storage]
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
 import { setTimeout } from 'node:timers';
 import { GiB, MiB, ROOT, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { VARIANTS, variantEnv } from './variants.mjs';
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const sizeArg = arg('size', '1GiB');
 const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
-const variants = arg('only', 'naive,current,pooled').split(',');
-const { bundles, src } = await buildBundles(variants, arg('src', undefined));
+const variants = arg('only', 'naive,service,lib-storage').split(',');
+for (const v of variants) if (!VARIANTS[v]?.s3) throw new Error(`${v}: not a variant that stores to S3`);
+const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], arg('src', undefined));
 
 const rows = [];
 for (const v of variants) {
   const s3 = await startDiscardS3(['--fail-part=3']);
-  const server = await startServer(bundles[v], {
-    S3_ENDPOINT: s3.endpoint,
-    UPLOAD_BUCKET: 'bench',
-    AWS_ACCESS_KEY_ID: 'bench',
-    AWS_SECRET_ACCESS_KEY: 'bench',
-    ...(v === 'pooled' ? { BENCH_UNSIGNED_PAYLOAD: '1' } : {}),
-  });
+  const server = await startServer(
+    bundles[VARIANTS[v].bundle],
+    {
+      S3_ENDPOINT: s3.endpoint,
+      UPLOAD_BUCKET: 'bench',
+      AWS_ACCESS_KEY_ID: 'bench',
+      AWS_SECRET_ACCESS_KEY: 'bench',
+      ...variantEnv(v, { discard: true }),
+    },
+    { nodeArgs: VARIANTS[v].nodeArgs ?? [] },
+  );
   const r = await runClient({ url: `${server.url}/uploads`, count: 1, size, timeoutMs: 300_000 });
   // Give stragglers a moment to reach the S3 before reading its counters.
   await new Promise((res) => setTimeout(res, 500));

@@ -1,16 +1,24 @@
 // CPU profile of one server variant: its bundle runs under `node --cpu-prof` while the load
 // client sends one large file into the discard S3; the profile is summarised by self time
-// (top functions and categories) into bench/results/profile-<variant>.{json,md}.
+// (top functions and categories) into bench/results/profile-<variant>.{json,md}. Variants:
+// naive, service, service-sha256, started as in bench/run.mjs (bench/variants.mjs: the service
+// with npm start's node flags and, on the discard S3, unsigned payload and CRC32 per part).
 //
-//   node bench/profile.mjs [--variant=current] [--size=1GiB] [--src=HEAD] [--env=K=V,...]
+//   node bench/profile.mjs [--variant=naive|service|service-sha256] [--size=1GiB] [--src=HEAD] [--env=K=V,...] [--label=x]
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
 import { GiB, MiB, ROOT, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
+
+const PROFILED = ['naive', 'service', 'service-sha256'];
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
-const variant = arg('variant', 'current');
+const variant = arg('variant', 'service');
+if (!PROFILED.includes(variant))
+  throw new Error(`--variant must be one of ${PROFILED.join(', ')}, got ${JSON.stringify(variant)}`);
+const { bundle: bundleName, nodeArgs = [] } = VARIANTS[variant];
 const sizeArg = arg('size', '1GiB');
 const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
 const srcRev = arg('src', undefined);
@@ -22,16 +30,18 @@ const extraEnv = Object.fromEntries(
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 );
 
-const { bundles, src } = await buildBundles([variant], srcRev);
+const { bundles: built, src } = await buildBundles([bundleName], srcRev);
+const bundle = built[bundleName];
+const env = { ...variantEnv(variant, { discard: true }), ...extraEnv };
 const outDir = path.join(ROOT, 'bench/results/tmp/profiles', label);
 await rm(outDir, { recursive: true, force: true });
 await mkdir(outDir, { recursive: true });
 
 const s3 = await startDiscardS3();
 const server = await startServer(
-  bundles[variant],
-  { S3_ENDPOINT: s3.endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', ...extraEnv },
-  { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${outDir}`, '--cpu-prof-interval=500'] },
+  bundle,
+  { S3_ENDPOINT: s3.endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', ...env },
+  { nodeArgs: [...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${outDir}`, '--cpu-prof-interval=500'] },
 );
 const url = `${server.url}/uploads`;
 const warm = await runClient({ url, count: 1, size: 16 * MiB + 1, timeoutMs: 60_000 });
@@ -64,9 +74,9 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
 
 // Frames in the bundle are mapped back to their source file (node_modules package or src/).
-const bundleUrl = `file://${bundles[variant]}`;
-const sourceMap = new SourceMap(JSON.parse(await readFile(`${bundles[variant]}.map`, 'utf8')));
-const mapsDir = path.dirname(bundles[variant]);
+const bundleUrl = `file://${bundle}`;
+const sourceMap = new SourceMap(JSON.parse(await readFile(`${bundle}.map`, 'utf8')));
+const mapsDir = path.dirname(bundle);
 function originalOf(frame) {
   if (frame.url !== bundleUrl) return undefined;
   const e = sourceMap.findEntry(frame.lineNumber, frame.columnNumber);
@@ -161,7 +171,8 @@ const result = {
   variant,
   label,
   src,
-  env: extraEnv,
+  env,
+  nodeArgs,
   bytes: size,
   seconds: run.seconds,
   MBps: +(size / 1e6 / run.seconds).toFixed(0),
@@ -175,7 +186,8 @@ const md =
   `# CPU profile: ${label} (${variant}), ${sizeArg} into the discard S3\n\n` +
   `${result.MBps} MB/s under the profiler (1 sample per 0.5 ms); ${result.profileMs} ms of server samples during the measured upload ` +
   `(start-up and warm-up excluded; idle = the server waiting for the client or the S3). ` +
-  `src: ${src.commit}.\n\n| category | ms | % |\n|---|---:|---:|\n` +
+  `src: ${src.commit}. Environment: ${JSON.stringify(env)}; node flags: ${nodeArgs.join(' ') || 'none'}.` +
+  `${variant.startsWith('service') ? ` ${SERVICE_NOTE}` : ''}\n\n| category | ms | % |\n|---|---:|---:|\n` +
   categories.map((c) => `| ${c.category} | ${c.ms} | ${c.pct} |`).join('\n') +
   `\n\n| function (self time) | ms | % |\n|---|---:|---:|\n` +
   top.map((t) => `| \`${t.fn}\` | ${t.ms} | ${t.pct} |`).join('\n') +

@@ -3,27 +3,22 @@
 // uploads 64 MiB, 1 GiB and 4 GiB in turn; before each, the peak is reset to the current RSS
 // (`echo 5 > /proc/<pid>/clear_refs`), so each figure is the highest RSS *during* that upload.
 // Answers "does memory grow with the file?" apart from a fresh process's start-up transients.
-// Writes bench/results/steady-rss.{json,md}.
+// The service variants run as in bench/run.mjs (bench/variants.mjs: npm start's node flags,
+// unsigned payload and CRC32 per part as over TLS). Writes bench/results/steady-rss.{json,md}.
 //
-//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,current,pooled]
+//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc,lib-storage]
 import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
 import { GiB, MiB, ROOT, median, memoryKiB, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const rounds = Number(arg('rounds', 2));
-const VARIANTS = {
-  raw: { bundle: 'raw' },
-  busboy: { bundle: 'busboy' },
-  naive: { bundle: 'naive' },
-  current: { bundle: 'current' },
-  'current-semi1': { bundle: 'current', nodeArgs: ['--max-semi-space-size=1'] },
-  pooled: { bundle: 'pooled', env: { BENCH_UNSIGNED_PAYLOAD: '1' } },
-  'pooled-semi1': { bundle: 'pooled', env: { BENCH_UNSIGNED_PAYLOAD: '1' }, nodeArgs: ['--max-semi-space-size=1'] },
-};
-const names = arg('only', Object.keys(VARIANTS).join(',')).split(',');
+const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc', 'lib-storage'];
+const names = arg('only', DEFAULT_VARIANTS.join(',')).split(',');
+for (const n of names) variantEnv(n, { discard: true }); // throws on an unknown name
 const SIZES = [64 * MiB, GiB, 4 * GiB];
 const { bundles, src } = await buildBundles([...new Set(names.map((n) => VARIANTS[n].bundle))], arg('src', undefined));
 
@@ -40,7 +35,7 @@ try {
           UPLOAD_BUCKET: 'bench',
           AWS_ACCESS_KEY_ID: 'bench',
           AWS_SECRET_ACCESS_KEY: 'bench',
-          ...(v.env ?? {}),
+          ...variantEnv(name, { discard: true }),
         },
         { nodeArgs: v.nodeArgs ?? [] },
       );
@@ -78,11 +73,12 @@ const rows = names.map((name) => {
 await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
 await writeFile(
   path.join(ROOT, 'bench/results/steady-rss.json'),
-  JSON.stringify({ date: new Date().toISOString(), src, rounds, samples, rows }, null, 2) + '\n',
+  JSON.stringify({ date: new Date().toISOString(), src, rounds, note: SERVICE_NOTE, samples, rows }, null, 2) + '\n',
 );
 const md =
   `# Peak RSS per upload at steady state (after a 1 GiB warm-up; peak reset before each upload)\n\n` +
-  `\`node bench/steady-rss.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`, src ${src.commit}, median of ${rounds} rounds, discard S3.\n\n` +
+  `\`node bench/steady-rss.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`, src ${src.commit}, median of ${rounds} rounds, discard S3. ` +
+  `${SERVICE_NOTE}\n\n` +
   `| variant | 64 MiB | 1 GiB | 4 GiB | 4 GiB - 64 MiB |\n|---|---:|---:|---:|---:|\n` +
   rows
     .map(

@@ -1,0 +1,84 @@
+// The server variants the benchmarks start (bench/run.mjs, steady-rss.mjs, profile.mjs,
+// failure-cost.mjs): the baselines, and this service as `npm start` runs it plus one knob
+// changed at a time. `bundle` names an entry of bench/build.mjs; `s3`: it stores to S3 (else
+// it only receives); `env`: always set; `discardEnv`: set only when the S3 is the discard S3;
+// `nodeArgs`: node flags before the bundle.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './lib.mjs';
+
+/**
+ * The node flags of `npm start`: every token of package.json's `scripts.start` between `node`
+ * and `dist/server.mjs`, read at bench start so the service variants run as `npm start` does.
+ */
+export function npmStartNodeArgs() {
+  const start = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts?.start ?? '';
+  const tokens = start.trim().split(/\s+/);
+  const from = tokens.indexOf('node');
+  const to = tokens.findIndex((t) => t === 'dist/server.mjs' || t === './dist/server.mjs');
+  if (from < 0 || to <= from)
+    throw new Error(
+      `cannot read the node flags of npm start: expected "node [flags] dist/server.mjs", got ${JSON.stringify(start)}`,
+    );
+  return tokens.slice(from + 1, to);
+}
+
+export const SERVICE_NODE_ARGS = npmStartNodeArgs();
+
+/**
+ * The discard S3 is plain http; on AWS the service talks TLS, where its defaults are an
+ * UNSIGNED-PAYLOAD signature and a CRC32 per part (WHEN_SUPPORTED). These two make the service
+ * do on the discard S3 what it does on AWS. Not set on the real S3s (radosgw, s3rver): those
+ * reject or mishandle the CRC32 trailer, so there the service runs with its own defaults for a
+ * custom http endpoint (payload signed, checksums only when required).
+ */
+export const AS_OVER_TLS = { S3_UNSIGNED_PAYLOAD: 'true', AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_SUPPORTED' };
+
+const service = (env, label) => ({
+  bundle: 'service',
+  s3: true,
+  env,
+  discardEnv: AS_OVER_TLS,
+  nodeArgs: SERVICE_NODE_ARGS,
+  label,
+});
+
+export const VARIANTS = {
+  raw: { bundle: 'raw', s3: false, label: 'raw: node:http server that discards the body (loopback ceiling)' },
+  busboy: { bundle: 'busboy', s3: false, label: 'busboy parse-only (parser ceiling)' },
+  naive: {
+    bundle: 'naive',
+    s3: true,
+    label: 'naive busboy -> lib-storage Upload, SDK defaults (5 MiB parts, queue 4), as multer-s3',
+  },
+  buffered: { bundle: 'buffered', s3: true, label: 'buffered: whole file in memory (multer memoryStorage), then Upload' },
+  service: service(
+    {},
+    'this service: npm start (src/server.ts bundle, its node flags, default settings: pooled uploader, CRC32 per part, GC pacer); unsigned payload as over TLS',
+  ),
+  'service-sha256': service({ UPLOAD_SHA256: 'always' }, 'service + UPLOAD_SHA256=always: a SHA-256 of every file'),
+  'service-nogc': service(
+    { UPLOAD_GC_EVERY_BYTES: '0' },
+    'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',
+  ),
+  'lib-storage': service(
+    { S3_UPLOADER: 'lib-storage' },
+    "service + S3_UPLOADER=lib-storage: the previous uploader (lib-storage's Upload per file; it signs every part's payload, S3_UNSIGNED_PAYLOAD applies to the pooled uploader only)",
+  ),
+};
+
+/** The environment of a variant beyond the S3 endpoint and credentials. */
+export function variantEnv(name, { discard }) {
+  const v = VARIANTS[name];
+  if (!v) throw new Error(`unknown variant ${JSON.stringify(name)} (known: ${Object.keys(VARIANTS).join(', ')})`);
+  return { ...(v.env ?? {}), ...(discard ? (v.discardEnv ?? {}) : {}) };
+}
+
+/** One line on how the service variants run, for the results files. */
+export const SERVICE_NOTE =
+  `Service variants (service*, lib-storage) run the src/server.ts bundle with npm start's node flags (${SERVICE_NODE_ARGS.join(' ') || 'none'}, ` +
+  `from package.json); on the discard S3 with ${Object.entries(AS_OVER_TLS)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(
+      ' ',
+    )} (what the service does on AWS over TLS); on a real S3 with the service's defaults for an http endpoint (payload signed, no CRC32).`;
