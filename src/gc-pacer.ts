@@ -7,10 +7,15 @@
  * stores only when it scavenges, and it schedules scavenges by JS-heap allocation, which an
  * upload barely does (~200 bytes of JS objects per 64 KiB read). On Node 24 dead read
  * buffers pile up to ~70 MiB before a GC runs, so even a node:http server that discards
- * its bodies peaks at ~145 MiB RSS for a 1 GiB upload (measured, bench/README.md). A
- * minor GC every few MiB received keeps them at a few MiB: the same server peaks at ~75 MiB.
- * A scavenge of a small young generation costs ~0.05-0.3 ms; a full GC of the service's
- * ~20 MiB heap every 16 of them (64 MiB received by default) a few ms.
+ * its bodies (bench/baselines/raw-discard.mjs) peaks at ~145 MiB RSS for a 1 GiB upload; a
+ * minor GC every 4 MiB received keeps them at a few MiB and the same server at ~75 MiB.
+ * A scavenge of a small young generation costs ~0.05-0.3 ms: 259 of them per GiB cost no
+ * measurable CPU (2.16 vs 2.24 s/GB without the pacer).
+ *
+ * Scavenges only. Forcing a full GC as well (tried: one every 64 or 256 MiB) keeps the old
+ * generation a few MiB smaller, but a forced full GC resets V8's old-generation limit to
+ * just above the live heap: V8 then ran 55 natural mark-compacts per GiB instead of 4, and
+ * the server's CPU went from 2.2 to 3.5 s/GB (`node --trace-gc`, 1 GiB into the discard S3).
  *
  * `gc` comes from `--expose-gc` when the process was started with it, else it is enabled
  * at run time the way jest's leak detector does (v8.setFlagsFromString + a new context).
@@ -36,13 +41,10 @@ function exposedGc(): GcFunction | undefined {
   return cachedGc;
 }
 
-/** One pacer run in this many is a full (major) GC instead of a scavenge. */
-export const MAJOR_EVERY = 16;
-
 /** Counts bytes received; runs a minor GC each time `everyBytes` more have arrived. */
 export interface GcPacer {
   (bytes: number): void;
-  /** GCs run so far (scavenges and full GCs). */
+  /** Scavenges run so far. */
   readonly runs: number;
 }
 
@@ -61,12 +63,7 @@ export function createGcPacer(everyBytes: number): GcPacer | undefined {
     if (pending < everyBytes) return;
     pending = 0;
     runs++;
-    // Every MAJOR_EVERY-th run is a full GC, posted as a task rather than run inside this
-    // chunk's callback: scavenges promote what is alive at that instant (chunks queued in
-    // streams, requests in flight), and without it the old generation grew 14 -> 29 MiB
-    // over a 1 GiB upload before V8 collected it.
-    if (runs % MAJOR_EVERY === 0) gc({ type: 'major', execution: 'async' });
-    else gc({ type: 'minor' });
+    gc({ type: 'minor' });
   };
   Object.defineProperty(pacer, 'runs', { get: () => runs });
   return pacer as GcPacer;

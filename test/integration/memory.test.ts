@@ -21,12 +21,14 @@ const { partBytes: PART, queueSize: QUEUE } = loadConfig({}).s3;
  * What uploads may hold beyond the warmed-up idle process:
  * - the pooled uploader's part buffers, queue + 1 of them for the whole process, filled by
  *   copying and reused (they stay resident once touched);
- * - 16 MiB of slack for socket, busboy and stream buffers and garbage not yet collected
- *   (every socket read is a fresh buffer; the GC pacer, src/gc-pacer.ts, has V8 collect
- *   them every 4 MiB received. Measured: peak 18 MiB above the baseline for 512 MiB).
+ * - 24 MiB of slack for socket, busboy and stream buffers and garbage not yet collected
+ *   (every socket read is a fresh buffer, collected every 4 MiB received by the GC pacer,
+ *   src/gc-pacer.ts; what survives two scavenges waits in the old generation for V8's next
+ *   full GC). Measured: peak 32 MiB above the baseline for 512 MiB, of which up to 25 MiB
+ *   is the part pool not yet touched at the baseline.
  * A pipeline that buffered the file would need the whole file (512 MiB) on top.
  */
-const FILE_BUDGET = PART * (QUEUE + 1) + 16 * MiB;
+const FILE_BUDGET = PART * (QUEUE + 1) + 24 * MiB;
 
 let s3: TestS3rver;
 let server: ServerProcess;

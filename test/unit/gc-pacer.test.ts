@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createGcPacer, MAJOR_EVERY } from '../../src/gc-pacer.ts';
+import { createGcPacer } from '../../src/gc-pacer.ts';
 
 describe('createGcPacer', () => {
   it('is off for 0', () => {
@@ -13,8 +13,8 @@ describe('createGcPacer', () => {
     expect(pacer.runs).toBe(0);
     pacer(1);
     expect(pacer.runs).toBe(1);
-    for (let i = 0; i < MAJOR_EVERY; i++) pacer(2500);
-    expect(pacer.runs).toBe(1 + MAJOR_EVERY);
+    for (let i = 0; i < 16; i++) pacer(2500);
+    expect(pacer.runs).toBe(17);
   });
 
   it('keeps dead read buffers from piling up', () => {
