@@ -19,9 +19,12 @@
  * - No lib-storage state to work around: the abort is ours, awaited, retried, and never
  *   replaces the error that caused it.
  *
- * Known limit: a pooled buffer is held while its file waits for its client's next bytes, so
- * `poolParts` slow clients can hold the pool and hold back every other upload until their
- * part fills (see bench/README.md for the measurements and the proposed remedy).
+ * - Slow clients cannot hold the pool: a file whose client has sent nothing for
+ *   `reclaimIdleMs` while other files wait for a buffer copies its half-filled part out to
+ *   memory of its own (the bytes it has, not a whole part) and gives the buffer back; it takes
+ *   a buffer again when its next bytes arrive. Without this, `poolParts` slow clients held
+ *   every other upload back until their parts filled. The copies are bounded by the memory
+ *   budget's admission (each file reserves a part: UPLOAD_MEMORY_BYTES).
  */
 import { crc32 } from 'node:zlib';
 import {
@@ -43,6 +46,17 @@ import { storageError } from './s3-errors.ts';
 const MAX_PARTS = 10_000;
 
 /**
+ * A file holding a pooled buffer. `idleSince` is set while it waits for its client's next
+ * bytes (undefined otherwise); `reclaim` makes it give its buffer back at once (it keeps a
+ * copy of the bytes it gathered).
+ */
+export interface PoolHolder {
+  idleSince: number | undefined;
+  /** Gives the buffer back; false when there was none to give. */
+  reclaim(): boolean;
+}
+
+/**
  * Buffers of `partBytes`, created on first use up to `maxBuffers` and then reused for the life
  * of the process: the memory they hold is faulted in once and stays resident, so peak RSS is
  * the pool's size whatever the traffic. Waiters are served first come, first served.
@@ -52,17 +66,37 @@ export class PartPool {
   readonly partBytes: number;
   /** Most buffers that will ever exist. */
   readonly maxBuffers: number;
+  /** A holder idle this long (ms) gives its buffer back when another file waits for one. */
+  readonly reclaimIdleMs: number;
   #created = 0;
+  #reclaimed = 0;
   readonly #free: Buffer[] = [];
   readonly #waiters: Array<{ grant: (buf: Buffer) => void }> = [];
+  readonly #holders = new Set<PoolHolder>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(partBytes: number, maxBuffers: number) {
+  constructor(partBytes: number, maxBuffers: number, reclaimIdleMs = 100) {
     if (!Number.isSafeInteger(partBytes) || partBytes < 1)
       throw new RangeError(`partBytes must be a positive integer, got ${partBytes}`);
     if (!Number.isSafeInteger(maxBuffers) || maxBuffers < 1)
       throw new RangeError(`maxBuffers must be a positive integer, got ${maxBuffers}`);
     this.partBytes = partBytes;
     this.maxBuffers = maxBuffers;
+    this.reclaimIdleMs = reclaimIdleMs;
+  }
+
+  /** Buffers taken back from idle holders so far. */
+  get reclaimed(): number {
+    return this.#reclaimed;
+  }
+
+  /** Registers a file that may hold buffers, so an idle one can be asked to give them back. */
+  hold(holder: PoolHolder): void {
+    this.#holders.add(holder);
+  }
+
+  unhold(holder: PoolHolder): void {
+    this.#holders.delete(holder);
   }
 
   /** Buffers created so far (at most `maxBuffers`). */
@@ -103,7 +137,27 @@ export class PartPool {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
+      this.#watchIdle();
     });
+  }
+
+  /** While files wait, checks every `reclaimIdleMs` for holders idle at least that long. */
+  #watchIdle(): void {
+    if (this.#timer || this.#waiters.length === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const now = Date.now();
+      const idle = [...this.#holders]
+        .filter((h) => h.idleSince !== undefined && now - h.idleSince >= this.reclaimIdleMs)
+        .sort((a, b) => a.idleSince! - b.idleSince!);
+      for (const holder of idle) {
+        if (this.#waiters.length === 0) break;
+        if (holder.reclaim()) this.#reclaimed++;
+      }
+      this.#watchIdle();
+    }, this.reclaimIdleMs);
+    // Never keeps the process alive by itself.
+    this.#timer.unref?.();
   }
 
   /** Gives a buffer back: to the longest waiter, else to the free list. */
@@ -134,6 +188,8 @@ export interface S3PartUploaderOptions {
   poolParts?: number;
   /** A pool to share between sinks (its partBytes must equal `partBytes`); overrides poolParts. */
   pool?: PartPool;
+  /** See PartPool.reclaimIdleMs. Default 100 ms (a client sending under ~0.6 MB/s). */
+  reclaimIdleMs?: number;
   /**
    * Send `x-amz-content-sha256: UNSIGNED-PAYLOAD` instead of hashing every part for the
    * signature. S3 allows it; TLS then protects the payload in transit, and an explicit CRC32
@@ -183,7 +239,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
   const abortAttempts = options.abortAttempts ?? 3;
   const cleanupTimeoutMs = options.cleanupTimeoutMs ?? 2000;
   if (!Number.isSafeInteger(queueSize) || queueSize < 1) throw new RangeError(`queueSize must be at least 1, got ${queueSize}`);
-  const pool = options.pool ?? new PartPool(partBytes, options.poolParts ?? queueSize + 1);
+  const pool = options.pool ?? new PartPool(partBytes, options.poolParts ?? queueSize + 1, options.reclaimIdleMs);
   if (pool.partBytes !== partBytes)
     throw new RangeError(`pool.partBytes (${pool.partBytes}) must equal partBytes (${partBytes})`);
 
@@ -294,10 +350,46 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
 
     let fill: Buffer | undefined;
     let filled = 0;
+    /** The bytes of a part whose buffer was reclaimed while the client was idle. */
+    let parked: Buffer | undefined;
+    const holder: PoolHolder = {
+      idleSince: undefined,
+      reclaim: () => {
+        if (!fill || holder.idleSince === undefined) return false;
+        parked = Buffer.allocUnsafeSlow(filled);
+        fill.copy(parked, 0, 0, filled);
+        const buf = fill;
+        fill = undefined;
+        holder.idleSince = undefined;
+        pool.release(buf);
+        return true;
+      },
+    };
+    /** Takes a buffer again for a parked part. */
+    const unpark = async (): Promise<void> => {
+      if (!parked) return;
+      const buf = await pool.acquire(stop.signal);
+      filled = parked.copy(buf);
+      fill = buf;
+      parked = undefined;
+    };
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let bodyDone = false;
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
+    pool.hold(holder);
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for (;;) {
+        // Idle (reclaimable) only while waiting for the client with a buffer in hand.
+        holder.idleSince = fill ? Date.now() : undefined;
+        const next = await chunks.next();
+        holder.idleSince = undefined;
+        if (next.done) {
+          bodyDone = true;
+          break;
+        }
+        await unpark();
+        const chunk = next.value;
         let offset = 0;
         while (offset < chunk.length) {
           if (failure !== undefined) throw failure;
@@ -323,6 +415,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
           offset += copied;
         }
       }
+      await unpark();
       if (failure !== undefined) throw failure;
 
       if (partNumber === 0) {
@@ -375,7 +468,10 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
       throw storageError(err, 'store the file');
     } finally {
       signal.removeEventListener('abort', onAbort);
+      pool.unhold(holder);
       if (fill) pool.release(fill);
+      // As `for await` does: a loop left early lets go of the body.
+      if (!bodyDone) await chunks.return?.().catch(() => {});
     }
   }
 

@@ -183,6 +183,50 @@ describe('part pool', () => {
     expect(pool.waiting).toBe(0);
     client.destroy();
   });
+
+  it('a slow client gives its half-filled buffer back to a waiting file, and both store byte-exact', async () => {
+    // One buffer for the whole sink: without reclaiming, the fast file would wait until the
+    // slow client filled its part.
+    const pool = new PartPool(PART, 1, 50);
+    const { client, sink } = harness(s3.endpoint, { pool, queueSize: 1 });
+    const slowSize = PART + 1000;
+    const fastSize = 2 * PART + 7;
+    const slowData = Buffer.concat([...generatedBytes(slowSize, 201)]);
+    const slow = new Readable({ read() {} });
+    slow.push(slowData.subarray(0, 300_000));
+    const slowPut = sink.put(putInput('reclaim/slow.bin', slow));
+    // The slow file holds the only buffer with 300,000 bytes in it, then its client pauses.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(pool.inUse).toBe(1);
+    // Without reclaiming this never ends (the slow client sends nothing until it has).
+    await sink.put(putInput('reclaim/fast.bin', Readable.from(generatedBytes(fastSize, 202, CHUNK))));
+    expect(pool.reclaimed).toBeGreaterThanOrEqual(1);
+    // Then the slow client sends the rest: its parked bytes go back into a buffer first.
+    slow.push(slowData.subarray(300_000));
+    slow.push(null);
+    await slowPut;
+    expect((await sha256OfObject(client, 'reclaim/fast.bin')).sha256).toBe(expectedSha256(fastSize, 202));
+    expect(await sha256OfObject(client, 'reclaim/slow.bin')).toEqual({
+      sha256: createHash('sha256').update(slowData).digest('hex'),
+      size: slowSize,
+    });
+    expect(pool.created).toBe(1);
+    expect(pool.inUse).toBe(0);
+    client.destroy();
+  });
+
+  it('a client that keeps sending keeps its buffer', async () => {
+    const pool = new PartPool(PART, 2, 200);
+    const { client, sink } = harness(s3.endpoint, { pool });
+    const size = 3 * PART + 5;
+    await Promise.all(
+      ['steady/a.bin', 'steady/b.bin', 'steady/c.bin'].map((key, i) =>
+        sink.put(putInput(key, Readable.from(generatedBytes(size, 300 + i, CHUNK)))),
+      ),
+    );
+    expect(pool.reclaimed).toBe(0);
+    client.destroy();
+  });
 });
 
 describe('failure contract on s3rver', () => {
