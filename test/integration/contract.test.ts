@@ -137,65 +137,68 @@ const ERROR_CASES: Array<[string, Request, number, string]> = [
   ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
-describe.each(['node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
-  const send = (req: Request) => transports[name]!.send(req);
+describe.each(['node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
+  'contract: %s',
+  (name) => {
+    const send = (req: Request) => transports[name]!.send(req);
 
-  it('stores every file byte-exact and answers 201 with files and fields', async () => {
-    const a = file('doc', 700 * KiB, 1);
-    const b = file('img', 3, 2);
-    const res = await send(multipart([{ name: 'owner', value: 'svc' }, a, b, { name: 'after', value: 'z' }]));
-    expect(res.status).toBe(201);
-    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-    const json = JSON.parse(res.body) as { files: Array<{ key: string }> };
-    expect(json).toMatchObject({
-      fields: { owner: 'svc', after: 'z' },
-      files: [
-        { field: 'doc', filename: 'doc.bin', size: 700 * KiB, contentType: 'application/octet-stream', bucket: s3.bucket },
-        { field: 'img', filename: 'img.bin', size: 3 },
-      ],
+    it('stores every file byte-exact and answers 201 with files and fields', async () => {
+      const a = file('doc', 700 * KiB, 1);
+      const b = file('img', 3, 2);
+      const res = await send(multipart([{ name: 'owner', value: 'svc' }, a, b, { name: 'after', value: 'z' }]));
+      expect(res.status).toBe(201);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      const json = JSON.parse(res.body) as { files: Array<{ key: string }> };
+      expect(json).toMatchObject({
+        fields: { owner: 'svc', after: 'z' },
+        files: [
+          { field: 'doc', filename: 'doc.bin', size: 700 * KiB, contentType: 'application/octet-stream', bucket: s3.bucket },
+          { field: 'img', filename: 'img.bin', size: 3 },
+        ],
+      });
+      expect(await readSha(json.files[0]!.key)).toBe(sha256((a as { data: Buffer }).data));
+      expect(await readSha(json.files[1]!.key)).toBe(sha256((b as { data: Buffer }).data));
     });
-    expect(await readSha(json.files[0]!.key)).toBe(sha256((a as { data: Buffer }).data));
-    expect(await readSha(json.files[1]!.key)).toBe(sha256((b as { data: Buffer }).data));
-  });
 
-  it('streams NDJSON events ending with done', async () => {
-    const res = await send(multipart([file('f', 2 * KiB)], 'application/x-ndjson'));
-    expect(res.status).toBe(200);
-    expect(res.headers['content-type']).toBe('application/x-ndjson');
-    const types = res.body
-      .trim()
-      .split('\n')
-      .map((l) => (JSON.parse(l) as { type: string }).type);
-    expect(types).toEqual(['file-started', 'file-stored', 'done']);
-  });
+    it('streams NDJSON events ending with done', async () => {
+      const res = await send(multipart([file('f', 2 * KiB)], 'application/x-ndjson'));
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/x-ndjson');
+      const types = res.body
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { type: string }).type);
+      expect(types).toEqual(['file-started', 'file-stored', 'done']);
+    });
 
-  it('ends a started NDJSON stream with an error line and stores nothing', async () => {
-    const before = await listKeys();
-    const res = await send(multipart([file('f', MiB + 10)], 'application/x-ndjson'));
-    expect(res.status).toBe(200);
-    const lines = res.body
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { type: string });
-    expect(lines[0]).toMatchObject({ type: 'file-started' });
-    expect(lines.at(-1)).toEqual({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
-    expect(await listKeys()).toEqual(before);
-  });
+    it('ends a started NDJSON stream with an error line and stores nothing', async () => {
+      const before = await listKeys();
+      const res = await send(multipart([file('f', MiB + 10)], 'application/x-ndjson'));
+      expect(res.status).toBe(200);
+      const lines = res.body
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string });
+      expect(lines[0]).toMatchObject({ type: 'file-started' });
+      expect(lines.at(-1)).toEqual({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
+      expect(await listKeys()).toEqual(before);
+    });
 
-  it.each(ERROR_CASES)('%s -> %i %s, nothing stored', async (_label, req, status, code) => {
-    const before = await listKeys();
-    const res = await send(req);
-    expect(res.status).toBe(status);
-    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-    // `deleted` may list files the request had stored before it failed; none may be left.
-    const { error } = JSON.parse(res.body) as { error: Record<string, unknown> };
-    expect(error).toMatchObject({ code, message: expect.any(String) });
-    expect(Object.keys(error).filter((k) => !['code', 'message', 'deleted'].includes(k))).toEqual([]);
-    expect(await listKeys()).toEqual(before);
-  });
+    it.each(ERROR_CASES)('%s -> %i %s, nothing stored', async (_label, req, status, code) => {
+      const before = await listKeys();
+      const res = await send(req);
+      expect(res.status).toBe(status);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      // `deleted` may list files the request had stored before it failed; none may be left.
+      const { error } = JSON.parse(res.body) as { error: Record<string, unknown> };
+      expect(error).toMatchObject({ code, message: expect.any(String) });
+      expect(Object.keys(error).filter((k) => !['code', 'message', 'deleted'].includes(k))).toEqual([]);
+      expect(await listKeys()).toEqual(before);
+    });
 
-  it('answers the health check', async () => {
-    const res = await send({ method: 'GET', path: '/healthz' });
-    expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
-  });
-});
+    it('answers the health check', async () => {
+      const res = await send({ method: 'GET', path: '/healthz' });
+      expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
+    });
+  },
+);

@@ -456,7 +456,7 @@ describe('uploadFiles', () => {
       expect(events.at(-1)).toMatchObject({ type: 'done', files: [{ size: a.length, sha256: '' }] });
     });
 
-    it('checks and returns each file its own sha256 field, and stores it as that file\'s metadata', async () => {
+    it("checks and returns each file its own sha256 field, and stores it as that file's metadata", async () => {
       const body = buildMultipart([
         { name: 'sha256', value: sha256(a) },
         { name: 'f', filename: 'a.txt', data: a },
