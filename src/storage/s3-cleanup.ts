@@ -13,6 +13,12 @@ export interface S3Cleanup {
   abortMultipart(key: string, uploadId: string, cause: unknown, deadline: AbortSignal): Promise<void>;
   /** DeleteObject (a missing object is fine), until `deadline` (default: the clean-up budget). */
   removeObject(key: string, versionId?: string, deadline?: AbortSignal): Promise<void>;
+  /**
+   * Undoes a failed put within one clean-up budget: aborts its multipart upload (when one was
+   * created) and, when a PutObject or CompleteMultipartUpload was cut off in flight and may
+   * still have landed, deletes the key (this file's alone, so only our own object). Never throws.
+   */
+  undoFailedPut(key: string, uploadId: string | undefined, cause: unknown, mayHaveLanded: boolean): Promise<void>;
 }
 
 export function createS3Cleanup(options: {
@@ -23,7 +29,7 @@ export function createS3Cleanup(options: {
   cleanupTimeoutMs: number;
 }): S3Cleanup {
   const { client, bucket, logger, abortAttempts, cleanupTimeoutMs } = options;
-  return {
+  const cleanup: S3Cleanup = {
     async abortMultipart(key, uploadId, cause, deadline) {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -56,5 +62,15 @@ export function createS3Cleanup(options: {
         throw storageError(err, 'delete the file');
       }
     },
+    async undoFailedPut(key, uploadId, cause, mayHaveLanded) {
+      const deadline = AbortSignal.timeout(cleanupTimeoutMs);
+      if (uploadId) await cleanup.abortMultipart(key, uploadId, cause, deadline);
+      if (mayHaveLanded) {
+        await cleanup
+          .removeObject(key, undefined, deadline)
+          .catch((err: unknown) => logger?.warn('DeleteObject after abort failed', { key, err }));
+      }
+    },
   };
+  return cleanup;
 }

@@ -254,7 +254,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
       return { unsigned: options.unsignedPayload ?? tls, crc };
     })());
 
-  const { abortMultipart, removeObject } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
+  const { removeObject, undoFailedPut } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
 
   async function put(input: PutObjectInput): Promise<PutObjectOutput> {
     const { key, body, signal } = input;
@@ -455,16 +455,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions): ObjectSink
       // Parts in flight finish (or are cut by a deadline) before the upload is aborted, so
       // no part lands after the abort.
       while (inFlight.size > 0) await Promise.race(inFlight);
-      const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
-      const uploadId = await create?.catch(() => undefined);
-      if (uploadId) await abortMultipart(key, uploadId, err, cleanup);
-      // A PutObject or CompleteMultipartUpload cut off in flight may still land: the key is
-      // this file's alone, so deleting it can only remove our own object.
-      if (hardStop.signal.aborted) {
-        await removeObject(key, undefined, cleanup).catch((e: unknown) =>
-          logger?.warn('DeleteObject after abort failed', { key, err: e }),
-        );
-      }
+      await undoFailedPut(key, await create?.catch(() => undefined), err, hardStop.signal.aborted);
       throw storageError(err, 'store the file');
     } finally {
       signal.removeEventListener('abort', onAbort);

@@ -64,7 +64,7 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
   const abortAttempts = options.abortAttempts ?? 3;
   const cleanupTimeoutMs = options.cleanupTimeoutMs ?? 2000;
 
-  const { abortMultipart, removeObject } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
+  const { removeObject, undoFailedPut } = createS3Cleanup({ client, bucket, logger, abortAttempts, cleanupTimeoutMs });
 
   return {
     bucket,
@@ -106,16 +106,7 @@ export function createS3Sink(options: S3SinkOptions): ObjectSink {
       try {
         out = await upload.done();
       } catch (err) {
-        // One time budget for all the clean-up of this file.
-        const cleanup = AbortSignal.timeout(cleanupTimeoutMs);
-        if (upload.uploadId) await abortMultipart(key, upload.uploadId, err, cleanup);
-        // A PutObject or CompleteMultipartUpload cut off in flight may still have landed on
-        // S3: the key is this file's alone, so deleting it can only remove our own object.
-        if (hardStop.signal.aborted) {
-          await removeObject(key, undefined, cleanup).catch((e: unknown) =>
-            logger?.warn('DeleteObject after abort failed', { key, err: e }),
-          );
-        }
+        await undoFailedPut(key, upload.uploadId, err, hardStop.signal.aborted);
         throw storageError(err, 'store the file');
       } finally {
         signal.removeEventListener('abort', onAbort);
