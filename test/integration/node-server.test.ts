@@ -3,14 +3,13 @@
  * read back and compared by SHA-256, every error code, and nothing left behind on failure.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -18,6 +17,7 @@ import { startServer, type RunningServer } from '../../src/server.ts';
 import { BAD_REQUESTS, file } from '../helpers/error-cases.ts';
 import { get, post } from '../helpers/http.ts';
 import { buildMultipart, CONTENT_TYPE, generatedBytes, sha256, streamMultipart } from '../helpers/multipart.ts';
+import { readBack } from '../helpers/s3-inspect.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
 
 const MiB = 1024 * 1024;
@@ -58,19 +58,6 @@ async function listKeys(): Promise<string[]> {
   return (out.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-async function readBack(
-  key: string,
-): Promise<{ sha256: string; size: number; metadata: Record<string, string>; contentType?: string }> {
-  const out = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of out.Body as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  return { sha256: hash.digest('hex'), size, metadata: out.Metadata ?? {}, contentType: out.ContentType };
-}
-
 interface FilesBody {
   files: Array<{ field: string; filename: string; key: string; size: number; contentType: string; etag: string }>;
   fields: Record<string, unknown>;
@@ -96,7 +83,7 @@ describe('POST /uploads stores byte-exact objects', () => {
     const file = json.files[0]!;
     expect(file).toMatchObject({ field: 'file', filename: 'data.bin', size, contentType: 'application/octet-stream' });
     expect(file.key).toMatch(/^uploads\/[0-9a-f-]{36}\/data\.bin$/);
-    const back = await readBack(file.key);
+    const back = await readBack(s3.client, s3.bucket, file.key);
     expect(back.size).toBe(size);
     expect(back.sha256).toBe(body.sha256[0]);
     expect(back.metadata).toMatchObject({ 'original-filename': 'data.bin', note: 'hello' });
@@ -119,7 +106,7 @@ describe('POST /uploads stores byte-exact objects', () => {
     expect(json.files.map((f) => f.filename)).toEqual(['résumé.pdf', '日本語 ファイル.txt', 'emoji 😀.bin']);
     expect(json.files.map((f) => f.contentType)).toEqual(['application/pdf', 'text/plain', 'application/octet-stream']);
     for (const [i, f] of json.files.entries()) {
-      const back = await readBack(f.key);
+      const back = await readBack(s3.client, s3.bucket, f.key);
       expect(back.sha256).toBe(body.sha256[i]);
       expect(decodeURIComponent(back.metadata['original-filename']!)).toBe(f.filename);
       expect(decodeURIComponent(back.metadata['owner']!)).toBe('Zoë');
@@ -135,7 +122,9 @@ describe('POST /uploads stores byte-exact objects', () => {
       const { stdout } = await promisify(execFile)('curl', ['-sS', '-F', 'tag=x', '-F', `file=@${path}`, `${url}/uploads`]);
       const json = JSON.parse(stdout) as FilesBody;
       expect(json.files[0]).toMatchObject({ filename: 'from curl.bin', size: PART + 3 });
-      expect((await readBack(json.files[0]!.key)).sha256).toBe(sha256(Buffer.concat([...generatedBytes(PART + 3, 42)])));
+      expect((await readBack(s3.client, s3.bucket, json.files[0]!.key)).sha256).toBe(
+        sha256(Buffer.concat([...generatedBytes(PART + 3, 42)])),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -11,10 +11,11 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadError } from '../../src/core/errors.ts';
 import { createS3PartUploader, PartPool, type S3PartUploaderOptions } from '../../src/storage/s3-part-uploader.ts';
+import { objectSha256 } from '../helpers/generated-file.ts';
 import { generatedBytes } from '../helpers/multipart.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
 
@@ -94,17 +95,6 @@ function expectedSha256(size: number, seed: number): string {
   return hash.digest('hex');
 }
 
-async function sha256OfObject(client: S3Client, key: string): Promise<{ sha256: string; size: number }> {
-  const out = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of out.Body as Readable) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), size };
-}
-
 async function exists(client: S3Client, key: string): Promise<boolean> {
   try {
     await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
@@ -153,7 +143,7 @@ describe.each([
     const key = `rt/${unsignedPayload ? 'u' : 's'}/${size}.bin`;
     const out = await sink.put(putInput(key, Readable.from(generatedBytes(size, size + 1, CHUNK))));
     expect(out.etag).toMatch(/^"[0-9a-f]+(-\d+)?"$/);
-    expect(await sha256OfObject(client, key)).toEqual({ sha256: expectedSha256(size, size + 1), size });
+    expect(await objectSha256(client, s3.bucket, key)).toEqual({ sha256: expectedSha256(size, size + 1), size });
     const parts = size <= PART ? 0 : Math.ceil(size / PART);
     // A body of at most one part is one PutObject (then the size is read back); above, one
     // part per PART bytes. The test's own read-back is the GetObject.
@@ -176,7 +166,8 @@ describe('part pool', () => {
     const size = 2 * PART + 12_345;
     const keys = ['pool/a.bin', 'pool/b.bin', 'pool/c.bin'];
     await Promise.all(keys.map((key, i) => sink.put(putInput(key, Readable.from(generatedBytes(size, 100 + i, CHUNK))))));
-    for (const [i, key] of keys.entries()) expect((await sha256OfObject(client, key)).sha256).toBe(expectedSha256(size, 100 + i));
+    for (const [i, key] of keys.entries())
+      expect((await objectSha256(client, s3.bucket, key)).sha256).toBe(expectedSha256(size, 100 + i));
     // 3 files x 3 parts went through 2 buffers.
     expect(pool.created).toBe(2);
     expect(pool.inUse).toBe(0);
@@ -205,8 +196,8 @@ describe('part pool', () => {
     slow.push(slowData.subarray(300_000));
     slow.push(null);
     await slowPut;
-    expect((await sha256OfObject(client, 'reclaim/fast.bin')).sha256).toBe(expectedSha256(fastSize, 202));
-    expect(await sha256OfObject(client, 'reclaim/slow.bin')).toEqual({
+    expect((await objectSha256(client, s3.bucket, 'reclaim/fast.bin')).sha256).toBe(expectedSha256(fastSize, 202));
+    expect(await objectSha256(client, s3.bucket, 'reclaim/slow.bin')).toEqual({
       sha256: createHash('sha256').update(slowData).digest('hex'),
       size: slowSize,
     });
