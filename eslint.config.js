@@ -26,7 +26,14 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: restrict([
       { group: ['@aws-sdk/*', 'node:http', 'node:https', 'aws-lambda'], message: 'src/core is transport- and storage-free.' },
-      { group: ['../adapters/*', '../storage/*', '../config.ts', '../server.ts'], message: 'src/core must not depend outward.' },
+      { group: ['../adapters/*', '../app/*', '../storage/*', '../config.ts', '../server.ts'], message: 'src/core must not depend outward.' },
+    ]),
+  },
+  {
+    // The app is transport-free: no node:http, no Lambda, no adapter.
+    files: ['src/app/**/*.ts'],
+    rules: restrict([
+      { group: ['node:http', 'node:https', 'aws-lambda', '../adapters/*', '../server.ts'], message: 'src/app is transport-free.' },
     ]),
   },
   {

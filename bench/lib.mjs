@@ -128,7 +128,7 @@ export async function startDiscardS3(args = []) {
 export async function startServer(bundle, env, { nodeArgs = [], name = path.basename(bundle) } = {}) {
   const { child, match, stderr } = await spawnUntil([...nodeArgs, bundle], {
     env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-    ready: /listening on (http:\/\/\S+)/,
+    ready: /listening on (http:\/\/[^\s"]+)/,
     name,
   });
   return { url: match[1], pid: child.pid, child, stderr, stop: (graceMs) => stopChild(child, graceMs) };

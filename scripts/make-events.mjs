@@ -142,6 +142,7 @@ export function restEvent({
   headers = {},
   body = Buffer.alloc(0),
   requestId = 'rest-request',
+  caller = CALLER_ARN,
 }) {
   const all = {
     Accept: 'application/json',
@@ -171,12 +172,30 @@ export function restEvent({
       protocol: 'HTTP/1.1',
       requestId,
       requestTimeEpoch: 1795000000000,
-      identity: { sourceIp: '203.0.113.7', userAgent: 'billing-service/1.4', apiKey: 'redacted-api-key' },
+      // What API Gateway passes for an `aws_iam` route called by an assumed role (with an API key).
+      identity: {
+        sourceIp: '203.0.113.7',
+        userAgent: 'billing-service/1.4',
+        apiKey: 'redacted-api-key',
+        ...(caller
+          ? {
+              apiKeyId: 'k1a2b3c4d5',
+              accountId: '111122223333',
+              accessKey: 'ASIAEXAMPLEACCESSKEY',
+              caller: 'AROAEXAMPLEROLEID:billing-job',
+              user: 'AROAEXAMPLEROLEID:billing-job',
+              userArn: caller,
+            }
+          : {}),
+      },
     },
     body: body.toString('base64'),
     isBase64Encoded: true,
   };
 }
+
+/** The IAM principal that signed the sample events. */
+export const CALLER_ARN = 'arn:aws:sts::111122223333:assumed-role/billing/billing-job';
 
 /** A Lambda Function URL event (payload format 2.0); header names arrive lowercased. */
 export function urlEvent({
@@ -185,6 +204,7 @@ export function urlEvent({
   headers = {},
   body = Buffer.alloc(0),
   requestId = 'url-request',
+  caller = CALLER_ARN,
 }) {
   const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
   return {
@@ -206,6 +226,22 @@ export function urlEvent({
       domainPrefix: 'abcdefghijklmnopqrstuvwxyz123456',
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'billing-service/1.4' },
       requestId,
+      // What a Function URL with AuthType AWS_IAM passes for the signing principal.
+      ...(caller
+        ? {
+            authorizer: {
+              iam: {
+                accessKey: 'ASIAEXAMPLEACCESSKEY',
+                accountId: '111122223333',
+                callerId: 'AROAEXAMPLEROLEID:billing-job',
+                cognitoIdentity: null,
+                principalOrgId: null,
+                userArn: caller,
+                userId: 'AROAEXAMPLEROLEID:billing-job',
+              },
+            },
+          }
+        : {}),
       routeKey: '$default',
       stage: '$default',
       time: '26/Nov/2026:05:00:00 +0000',

@@ -33,10 +33,18 @@ export interface Config {
   /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
   readonly keyPrefix: string;
   /**
-   * `UPLOAD_AUTH_TOKEN`: when set, the Node server requires `Authorization: Bearer <token>`
-   * on every route but `/healthz` (at least 16 characters). Default: open.
+   * Bearer tokens by caller name. `UPLOAD_AUTH_TOKENS=name:token,name:token` names one token
+   * per calling service; `UPLOAD_AUTH_TOKEN=token` is the caller `default`. When any is set,
+   * every route but the probes requires `Authorization: Bearer <token>` unless the platform
+   * already verified the caller (IAM). Tokens are at least 16 characters. Default: open.
    */
-  readonly authToken: string | undefined;
+  readonly authTokens: Readonly<Record<string, string>>;
+  /**
+   * `UPLOAD_PREFIX_BY_CALLER`: store each caller's objects under `<UPLOAD_KEY_PREFIX><caller>/`
+   * (account-role for IAM roles, the token's name, api-key-<id>), so no caller writes
+   * outside its own prefix. Default false.
+   */
+  readonly prefixByCaller: boolean;
   readonly limits: {
     /** `UPLOAD_MAX_FILE_BYTES`: largest file, bytes. Default 5 GiB. */
     readonly maxFileBytes: number;
@@ -185,7 +193,9 @@ export interface LoadOptions {
 
 export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const problems: string[] = [];
+  const known = new Set<string>();
   const read = (name: string): string | undefined => {
+    known.add(name);
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
@@ -245,6 +255,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
   const embedded = endpoint === undefined && bucketVar === undefined && !options.requireBucket;
 
+  known.add('UPLOAD_KEY_PREFIX');
   const keyPrefix = env['UPLOAD_KEY_PREFIX'] ?? 'uploads/';
   if (keyPrefix.startsWith('/') || keyPrefix.includes('..') || hasControlChars(keyPrefix)) {
     problems.push(
@@ -271,8 +282,26 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     }
   }
 
+  const authTokens: Record<string, string> = {};
   const authToken = read('UPLOAD_AUTH_TOKEN');
-  if (authToken !== undefined && authToken.length < 16) problems.push('UPLOAD_AUTH_TOKEN must be at least 16 characters');
+  if (authToken !== undefined) {
+    if (authToken.length < 16) problems.push('UPLOAD_AUTH_TOKEN must be at least 16 characters');
+    authTokens['default'] = authToken;
+  }
+  for (const entry of (read('UPLOAD_AUTH_TOKENS') ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z0-9_.-]{1,64}):(\S+)$/.exec(entry);
+    if (!m) {
+      problems.push('UPLOAD_AUTH_TOKENS must be name:token pairs separated by commas (names of letters, digits, _ . -)');
+      continue;
+    }
+    const [, name, token] = m as unknown as [string, string, string];
+    if (token.length < 16) problems.push(`UPLOAD_AUTH_TOKENS: the token of "${name}" must be at least 16 characters`);
+    if (name in authTokens) problems.push(`UPLOAD_AUTH_TOKENS: the caller name "${name}" is given twice`);
+    authTokens[name] = token;
+  }
 
   const sessionSecret = read('UPLOAD_SESSION_SECRET');
   if (sessionSecret !== undefined && sessionSecret.length < 32) {
@@ -288,7 +317,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     },
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
     keyPrefix,
-    authToken,
+    authTokens,
+    prefixByCaller: bool('UPLOAD_PREFIX_BY_CALLER', false),
     allowedTypes: allowedTypes?.length ? allowedTypes : undefined,
     sha256: oneOf<'requested' | 'always'>('UPLOAD_SHA256', 'requested', ['requested', 'always']),
     memory: {
@@ -330,8 +360,36 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       batchParts: int('UPLOAD_SESSION_BATCH_PARTS', 100, 1, 1000),
     },
   };
+  problems.push(...unknownVariables(env, known));
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/**
+ * Variables in this service's namespaces that no setting reads: a typo such as
+ * `UPLOAD_MAX_FILE_BYTE` must fail loudly rather than leave the default in force.
+ * `S3_STREAM_UPLOAD_*` belongs to the CLI, `S3_TEST_*` to the test suites.
+ */
+function unknownVariables(env: Env, known: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!/^(UPLOAD|S3)_/.test(name) || known.has(name) || /^S3_(STREAM_UPLOAD|TEST)_/.test(name)) continue;
+    const closest = [...known].sort((a, b) => editDistance(name, a) - editDistance(name, b))[0];
+    problems.push(`${name} is not a known setting${closest ? ` (did you mean ${closest}?)` : ''}`);
+  }
+  return problems;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 function hasControlChars(text: string): boolean {

@@ -5,14 +5,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequestListener } from './adapters/node-http.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startEmbeddedS3, EMBEDDED_CREDENTIALS, type EmbeddedS3 } from './embedded-s3.ts';
 import { createMemoryBudget } from './core/memory-budget.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { S3ClientOptions } from './storage/s3-client.ts';
-import { createS3UploadDeps } from './wiring.ts';
-import { createS3SessionService } from './session-wiring.ts';
+import { createServiceApp } from './wiring.ts';
 import { randomBytes } from 'node:crypto';
 
 export interface StartOptions {
@@ -46,11 +46,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     clientOptions.endpoint = embedded.endpoint;
     clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
   }
-  const { client, upload } = createS3UploadDeps(config, logger, clientOptions);
-  // One budget for every upload of this process (the Lambda function serves one request per
-  // instance and needs none).
-  if (config.memory.budgetBytes > 0)
-    upload.memoryBudget = createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
   let sessionSecret = config.sessions.secret;
   if (sessionSecret === undefined) {
     // Session ids are signed with this; one per process means they do not survive a restart
@@ -58,7 +53,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     sessionSecret = randomBytes(32).toString('base64url');
     logger.warn('UPLOAD_SESSION_SECRET is not set: upload sessions use a random per-process secret and do not survive a restart');
   }
-  const sessions = createS3SessionService(config, client, sessionSecret, logger, clientOptions);
+  const { app, client } = createServiceApp(config, {
+    logger,
+    s3: clientOptions,
+    sessionSecret,
+    // One budget for every upload of this process (a Lambda instance serves one request at a time).
+    ...(config.memory.budgetBytes > 0
+      ? { memoryBudget: createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting) }
+      : {}),
+  });
   const server = createServer(
     // No limit on a whole request (a 5 GiB file on a slow link takes long); headers and idle
     // time are bounded instead (config.timeouts).
@@ -69,7 +72,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(config.timeouts.headersMs / 4))),
       keepAliveTimeout: 5_000,
     },
-    createRequestListener({ upload, logger, sessions, ...(config.authToken ? { authToken: config.authToken } : {}) }),
+    createRequestListener(app),
   );
   server.setTimeout(config.timeouts.idleMs);
   await new Promise<void>((ok, fail) => {
@@ -109,9 +112,20 @@ async function main(): Promise<void> {
   const where = config.s3.embedded
     ? `embedded S3 at ${running.s3Endpoint} (bucket "${config.s3.bucket}", data in .data/s3)`
     : `bucket "${config.s3.bucket}"${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}`;
+  // stdout carries JSON lines only (log shippers parse every line); the hint for people goes to stderr.
   process.stdout.write(
-    `s3-stream-upload listening on ${running.url} -> ${where}\n` +
-      `Try: curl${config.authToken ? ' -H "Authorization: Bearer $UPLOAD_AUTH_TOKEN"' : ''} -F "note=hello" -F "file=@package.json" ${running.url}/uploads\n`,
+    JSON.stringify({
+      level: 'info',
+      time: new Date().toISOString(),
+      service: 's3-stream-upload',
+      message: `listening on ${running.url}`,
+      url: running.url,
+      storage: where,
+    }) + '\n',
+  );
+  const auth = Object.keys(config.authTokens).length ? ' -H "Authorization: Bearer $UPLOAD_AUTH_TOKEN"' : '';
+  process.stderr.write(
+    `s3-stream-upload listening on ${running.url} -> ${where}\nTry: curl${auth} -F "note=hello" -F "file=@package.json" ${running.url}/uploads\n`,
   );
   const stop = (): void => {
     running.close().then(
@@ -123,7 +137,11 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-if (import.meta.main) {
+// `import.meta.main` exists from Node 24 on; on older Nodes compare the entry file instead, so
+// `node dist/server.mjs` never exits silently without serving.
+const isEntry =
+  import.meta.main ?? (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url));
+if (isEntry) {
   main().catch((err: unknown) => {
     process.stderr.write(`failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -1,4 +1,8 @@
-/** Builds the upload pipeline's dependencies from config: S3 client, S3 sink, limits. */
+/**
+ * Builds the application from config: S3 client and sink, limits, the upload-session service
+ * and the app itself. Shared by the Node server and the Lambda function, so both serve the
+ * same app; only what differs by platform comes in as options.
+ */
 import type { Config } from './config.ts';
 import type { CoreLogger, UploadDeps } from './core/upload-files.ts';
 import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
@@ -6,6 +10,11 @@ import { createS3PartUploader } from './storage/s3-part-uploader.ts';
 import { createS3Sink } from './storage/s3-sink.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createGcPacer } from './gc-pacer.ts';
+import { createSessionService, type SessionService } from './core/sessions.ts';
+import { createS3SessionStore } from './storage/s3-sessions.ts';
+import type { MemoryBudget } from './core/memory-budget.ts';
+import { createApp, type App, type AppMetrics } from './app/app.ts';
+import type { Logger } from './logger.ts';
 
 export interface WiringOptions extends S3ClientOptions {
   /** Time budget for clean-up calls after a failure, ms (see S3SinkOptions). */
@@ -47,4 +56,65 @@ export function createS3UploadDeps(
       fileMemoryBytes: config.s3.partBytes * (pooled ? 1 : config.s3.queueSize + 2),
     },
   };
+}
+
+export function createS3SessionService(
+  config: Config,
+  client: S3Client,
+  secret: string,
+  logger: CoreLogger,
+  clientOptions: S3ClientOptions = {},
+): SessionService {
+  // Presigning makes no request; this client exists only so that no flexible-checksum
+  // parameter ends up in the URLs (see S3SessionStoreOptions.presignClient).
+  const presignClient =
+    config.s3.checksumCalculation === 'WHEN_REQUIRED'
+      ? client
+      : createS3Client({ ...config.s3, checksumCalculation: 'WHEN_REQUIRED' }, clientOptions);
+  return createSessionService({
+    store: createS3SessionStore({ client, presignClient, bucket: config.s3.bucket }),
+    secret,
+    ttlSeconds: config.sessions.ttlSeconds,
+    batchParts: config.sessions.batchParts,
+    minPartBytes: config.s3.partBytes,
+    maxFileBytes: config.limits.maxFileBytes,
+    keyPrefix: config.keyPrefix,
+    ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
+    logger,
+  });
+}
+
+export interface ServiceAppOptions {
+  logger: Logger;
+  metrics?: AppMetrics;
+  /** Overrides for the S3 client (embedded S3 endpoint, test credentials). */
+  s3?: S3ClientOptions;
+  /** See WiringOptions. */
+  cleanupTimeoutMs?: number;
+  /** One budget for every upload of the process (the Node server; a Lambda instance serves one request). */
+  memoryBudget?: MemoryBudget;
+  /** Signs session ids; without one the session routes answer 404. */
+  sessionSecret?: string;
+}
+
+/** The whole service for one process: the app, and the S3 client to destroy on shutdown. */
+export function createServiceApp(config: Config, options: ServiceAppOptions): { app: App; client: S3Client } {
+  const { logger } = options;
+  const { upload, client } = createS3UploadDeps(config, logger, {
+    ...options.s3,
+    ...(options.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: options.cleanupTimeoutMs } : {}),
+  });
+  if (options.memoryBudget) upload.memoryBudget = options.memoryBudget;
+  const sessions: SessionService | undefined = options.sessionSecret
+    ? createS3SessionService(config, client, options.sessionSecret, logger, options.s3)
+    : undefined;
+  const app = createApp({
+    upload,
+    logger,
+    authTokens: config.authTokens,
+    prefixByCaller: config.prefixByCaller,
+    ...(sessions ? { sessions } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
+  return { app, client };
 }

@@ -10,11 +10,8 @@
 export const METADATA_BUDGET_BYTES = 2048;
 /** Metadata key holding the original file name. */
 export const FILENAME_METADATA_KEY = 'original-filename';
-/**
- * The original name may take the whole budget (a 255-character non-ASCII name, legal on
- * macOS and Windows, encodes to up to 1,530 bytes); fields get what it leaves.
- */
-const MAX_FILENAME_BYTES = METADATA_BUDGET_BYTES - FILENAME_METADATA_KEY.length;
+/** Metadata key naming the caller that stored the object (see src/app/auth.ts). */
+export const UPLOADED_BY_METADATA_KEY = 'uploaded-by';
 /** Longest encoded `filename*` in Content-Disposition, bytes (S3 takes 8 KB of headers in all). */
 const MAX_DISPOSITION_NAME_BYTES = 2048;
 
@@ -44,15 +41,27 @@ export function encodeMetadataValue(value: string, maxBytes = Infinity): string 
 }
 
 /**
- * Builds the metadata of one file: its original name first, then the text fields that came
- * before it in the form, in order, while they fit.
+ * Builds the metadata of one file: the service's own entries first (`uploaded-by`: they are
+ * the audit trail and always fit), then its original name, which may take what they leave
+ * (a 255-character non-ASCII name, legal on macOS and Windows, encodes to up to 1,530 bytes),
+ * then the text fields that came before it in the form, in order, while they fit. A field can
+ * never replace one of the service's entries.
  */
-export function buildFileMetadata(filename: string, fields: ReadonlyArray<readonly [string, string]>): FileMetadata {
+export function buildFileMetadata(
+  filename: string,
+  fields: ReadonlyArray<readonly [string, string]>,
+  own: Readonly<Record<string, string>> = {},
+): FileMetadata {
   const metadata: Record<string, string> = {};
   const omitted: string[] = [];
-  const encodedName = encodeMetadataValue(filename, MAX_FILENAME_BYTES);
+  let used = 0;
+  for (const [key, value] of Object.entries(own)) {
+    metadata[key] = encodeMetadataValue(value, METADATA_BUDGET_BYTES / 2);
+    used += key.length + metadata[key].length;
+  }
+  const encodedName = encodeMetadataValue(filename, METADATA_BUDGET_BYTES - used - FILENAME_METADATA_KEY.length);
   metadata[FILENAME_METADATA_KEY] = encodedName;
-  let used = FILENAME_METADATA_KEY.length + encodedName.length;
+  used += FILENAME_METADATA_KEY.length + encodedName.length;
   for (const [name, value] of fields) {
     const key = metadataKey(name);
     const encoded = encodeMetadataValue(value);

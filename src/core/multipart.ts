@@ -1,8 +1,10 @@
 /**
- * The one seam to busboy: builds the parser from request headers and turns everything busboy
- * reports (errors, limit events) into UploadErrors. Nothing else in the service imports
- * busboy or looks at its messages.
+ * The one seam to busboy: builds the parser from request headers, wires every event busboy
+ * emits (fields, files, limits, errors, parts it drops silently) and hands the pipeline typed
+ * parts and UploadErrors (as fastify-multipart wires busboy to its codes). Nothing else in
+ * the service imports busboy or looks at its messages.
  */
+import type { Readable, Writable } from 'node:stream';
 import busboy, { type Busboy } from 'busboy';
 import { UploadError } from './errors.ts';
 
@@ -151,4 +153,99 @@ export function skippedPart(): UploadError {
     'MALFORMED_MULTIPART',
     'A part has no usable Content-Disposition (missing, not form-data, or with an unreadable filename*)',
   );
+}
+
+/** One file part as the pipeline sees it. */
+export interface MultipartFile {
+  field: string;
+  /** As the client sent it (RFC 5987 `filename*` decoded); '' when absent. */
+  filename: string;
+  mimeType: string;
+  /** The part's bytes. Consume it to its end (or destroy it) so the parser can finish. */
+  stream: Readable;
+  /** `listener` is called once if this part turns out cut (over the size limit) or broken. */
+  onFailure(listener: (err: UploadError) => void): void;
+}
+
+export interface MultipartHandlers {
+  field(name: string, value: string): void;
+  file(part: MultipartFile): void;
+  /** A failure of the whole request: a limit, a malformed body, an unnamed or dropped part. */
+  fail(err: UploadError): void;
+  /** True once the request failed: later parts are drained here, never reported. */
+  failed(): boolean;
+}
+
+export interface MultipartParse {
+  /** Where the request body goes. */
+  parser: Writable;
+  /** Feed every raw body chunk here too (before the parser sees it): it counts the parts. */
+  count(chunk: Buffer): void;
+  /** Settles when the parser is done; by then every failure was reported through `fail`. */
+  finished: Promise<void>;
+}
+
+/**
+ * Parses a multipart body: throws UNSUPPORTED_MEDIA_TYPE for a body that is not multipart,
+ * else reports parts and failures through `handlers`.
+ */
+export function parseMultipart(headers: IncomingHeaders, limits: ParseLimits, on: MultipartHandlers): MultipartParse {
+  const parser = createMultipartParser(headers, limits);
+  const delimiters = new DelimiterCounter(boundaryOf(headerValue(headers, 'content-type'))!);
+  /** Parts busboy reported (fields and files, used or not). */
+  let partsSeen = 0;
+
+  parser.on('field', (name: string | undefined, value: string, info: { nameTruncated: boolean; valueTruncated: boolean }) => {
+    partsSeen++;
+    if (on.failed()) return;
+    if (name === undefined) return on.fail(unnamedPart());
+    if (info.valueTruncated || info.nameTruncated) return on.fail(fieldTooLarge(name, limits.maxFieldBytes));
+    on.field(name, value);
+  });
+  parser.on('filesLimit', () => on.fail(tooManyFiles(limits.maxFiles)));
+  parser.on('fieldsLimit', () => on.fail(tooManyFields(limits.maxFields)));
+  parser.on('file', (name: string | undefined, stream: Readable, info: { filename?: string; mimeType: string }) => {
+    partsSeen++;
+    if (on.failed()) return discard(stream);
+    if (name === undefined) {
+      discard(stream);
+      return on.fail(unnamedPart());
+    }
+    const filename = info.filename ?? '';
+    on.file({
+      field: name,
+      filename,
+      mimeType: info.mimeType,
+      stream,
+      onFailure(listener) {
+        // busboy cuts a part at the limit and says so only by this event: a truncated part
+        // must never be completed.
+        stream.on('limit', () => listener(fileTooLarge(filename, limits.maxFileBytes)));
+        stream.on('error', (err: unknown) => listener(malformedMultipart(err)));
+      },
+    });
+  });
+
+  const finished = new Promise<void>((resolve) => {
+    parser.on('error', (err: unknown) => {
+      on.fail(malformedMultipart(err));
+      resolve();
+    });
+    parser.on('close', () => {
+      // One delimiter closes the body; every other one opened a part busboy should have reported.
+      if (!on.failed() && partsSeen < delimiters.count - 1) on.fail(skippedPart());
+      resolve();
+    });
+  });
+  return { parser, count: (chunk) => delimiters.feed(chunk), finished };
+}
+
+/**
+ * Drains a file part nobody will store. busboy destroys a part cut short by the end of the
+ * body with "Unexpected end of form": without a listener that error would be thrown as an
+ * uncaught exception (and crash a Lambda instance). The request's outcome is decided elsewhere.
+ */
+export function discard(part: Readable): void {
+  part.on('error', () => {});
+  part.resume();
 }

@@ -3,7 +3,7 @@
  * Lambda, no node:http and no AWS SDK; adapters feed it `{ headers, body, signal }` and
  * render its events, storage is an {@link ObjectSink}.
  *
- * Promise to callers (ARCHITECTURE.md "Failure semantics"): a request either stores every
+ * Promise to callers (docs/architecture.md, "Failure promise"): a request either stores every
  * file completely, or ends with an `error` event after every upload it started was aborted
  * and every file it had stored was deleted (the error names any that could not be).
  */
@@ -14,21 +14,7 @@ import { EventChannel } from './event-channel.ts';
 import { FileChecks, parseSha256 } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
-import {
-  boundaryOf,
-  createMultipartParser,
-  DelimiterCounter,
-  skippedPart,
-  fieldTooLarge,
-  fileTooLarge,
-  malformedMultipart,
-  payloadTooLarge,
-  tooManyFields,
-  tooManyFiles,
-  unnamedPart,
-  type IncomingHeaders,
-  type ParseLimits,
-} from './multipart.ts';
+import { parseMultipart, payloadTooLarge, type IncomingHeaders, type MultipartFile, type ParseLimits } from './multipart.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import type { ObjectSink } from './sink.ts';
 
@@ -39,6 +25,8 @@ export interface UploadRequest {
   body: Readable;
   /** Aborts the request: client disconnect, deadline. Its reason becomes the error. */
   signal?: AbortSignal;
+  /** The service's own metadata for every stored file (`uploaded-by`), before any field. */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 export interface UploadLimits extends ParseLimits {
@@ -151,11 +139,28 @@ async function runPipeline(
   let pendingSha256: string | undefined;
 
   try {
-    const parser = createMultipartParser(req.headers, limits);
+    const multipart = parseMultipart(req.headers, limits, {
+      failed: () => failure !== undefined,
+      fail,
+      field(name, value) {
+        if (name === SHA256_FIELD) {
+          pendingSha256 = parseSha256(value);
+          if (pendingSha256 === undefined) {
+            return fail(new UploadError('BAD_REQUEST', `Field "${SHA256_FIELD}" must be 64 hex digits or base64 of 32 bytes`));
+          }
+        }
+        fieldList.push([name, value]);
+      },
+      file(part) {
+        const index = stored.length;
+        stored.push(undefined);
+        const expected = pendingSha256;
+        pendingSha256 = undefined;
+        inFlight.push(storeFile(index, part, expected).then(() => {}, fail));
+      },
+    });
     if (failure) throw failure;
-    const delimiters = new DelimiterCounter(boundaryOf(headerOf(req.headers, 'content-type'))!);
-    /** Parts busboy reported (fields and files, stored or not). */
-    let partsSeen = 0;
+    const { parser } = multipart;
 
     // Counts the raw body against maxTotalBytes before busboy sees a byte.
     const meter = new Transform({
@@ -164,7 +169,7 @@ async function runPipeline(
         totalBytes += chunk.length;
         onBodyBytes?.(chunk.length);
         if (totalBytes <= limits.maxTotalBytes) {
-          delimiters.feed(chunk);
+          multipart.count(chunk);
           return done(null, chunk);
         }
         // Parse up to the limit, then fail: the outcome does not depend on chunk sizes.
@@ -177,48 +182,9 @@ async function runPipeline(
       fail(new UploadError('CLIENT_CLOSED_REQUEST', 'The request body failed before it ended', { cause: err })),
     );
 
-    parser.on('field', (name: string | undefined, value: string, info: { nameTruncated: boolean; valueTruncated: boolean }) => {
-      partsSeen++;
-      if (failure) return;
-      if (name === undefined) return fail(unnamedPart());
-      if (info.valueTruncated || info.nameTruncated) return fail(fieldTooLarge(name, limits.maxFieldBytes));
-      if (name === SHA256_FIELD) {
-        pendingSha256 = parseSha256(value);
-        if (pendingSha256 === undefined) {
-          return fail(new UploadError('BAD_REQUEST', `Field "${SHA256_FIELD}" must be 64 hex digits or base64 of 32 bytes`));
-        }
-      }
-      fieldList.push([name, value]);
-    });
-    parser.on('filesLimit', () => fail(tooManyFiles(limits.maxFiles)));
-    parser.on('fieldsLimit', () => fail(tooManyFields(limits.maxFields)));
-    parser.on('file', (name: string | undefined, stream: Readable, info: { filename?: string; mimeType: string }) => {
-      partsSeen++;
-      if (failure) return discard(stream);
-      if (name === undefined) {
-        discard(stream);
-        return fail(unnamedPart());
-      }
-      const index = stored.length;
-      stored.push(undefined);
-      const expected = pendingSha256;
-      pendingSha256 = undefined;
-      inFlight.push(storeFile(index, name, stream, info.filename ?? '', info.mimeType, expected).then(() => {}, fail));
-    });
-
-    const parsed = new Promise<void>((resolve) => {
-      parser.on('error', (err: unknown) => {
-        fail(malformedMultipart(err));
-        resolve();
-      });
-      parser.on('close', resolve);
-    });
-
     req.body.pipe(meter).pipe(parser);
     try {
-      await Promise.race([parsed, failed]);
-      // One delimiter closes the body; every other one opened a part busboy should have reported.
-      if (!failure && partsSeen < delimiters.count - 1) fail(skippedPart());
+      await Promise.race([multipart.finished, failed]);
       await Promise.race([Promise.all(inFlight), failed]);
       if (!failure && stored.length === 0) fail(new UploadError('NO_FILES', 'The request contains no file part'));
     } finally {
@@ -246,20 +212,14 @@ async function runPipeline(
   }
 
   /** Streams one file part into the sink; resolves with the stored file. */
-  async function storeFile(
-    index: number,
-    field: string,
-    part: Readable,
-    filename: string,
-    contentType: string,
-    expectedSha256: string | undefined,
-  ): Promise<StoredFile> {
+  async function storeFile(index: number, part: MultipartFile, expectedSha256: string | undefined): Promise<StoredFile> {
+    const { field, filename, mimeType: contentType } = part;
     const key = buildKey(keyPrefix, newId(), filename);
     const safeName = sanitizeFilename(filename);
     // A `sha256` field is this file's own: earlier files' values must not become its metadata.
     const metadataFields = fieldList.filter(([name]) => name !== SHA256_FIELD);
     if (expectedSha256) metadataFields.unshift([SHA256_FIELD, expectedSha256]);
-    const { metadata, omitted } = buildFileMetadata(filename, metadataFields);
+    const { metadata, omitted } = buildFileMetadata(filename, metadataFields, req.metadata);
     emit({ type: 'file-started', field, filename, key, contentType });
 
     const body = new FileChecks({
@@ -274,15 +234,9 @@ async function runPipeline(
     fileBodies.add(body);
     // A truncated part must never be completed: destroying the body before its end makes
     // the sink fail and abort instead of finishing the object.
-    part.on('limit', () => {
-      const err = fileTooLarge(filename, limits.maxFileBytes);
+    part.onFailure((err) => {
       fail(err);
       body.destroy(err);
-    });
-    part.on('error', (err: unknown) => {
-      const error = malformedMultipart(err);
-      fail(error);
-      body.destroy(error);
     });
     // A check that fails (type, checksum) fails the whole request with its own code.
     body.on('error', (err: unknown) => {
@@ -293,7 +247,7 @@ async function runPipeline(
       // Reserve this file's worst-case buffers before reading a byte of it; while waiting,
       // the part is not read, so the client is held back by TCP, not by our memory.
       if (deps.memoryBudget) release = await deps.memoryBudget.acquire(fileMemoryCost(), signal);
-      part.pipe(body);
+      part.stream.pipe(body);
       const out = await sink.put({
         key,
         body,
@@ -329,8 +283,8 @@ async function runPipeline(
       release?.();
       fileBodies.delete(body);
       // Whatever the sink did, the part must be consumed so busboy can finish.
-      part.unpipe(body);
-      part.resume();
+      part.stream.unpipe(body);
+      part.stream.resume();
     }
   }
 
@@ -377,14 +331,4 @@ function collectFields(list: ReadonlyArray<readonly [string, string]>): Fields {
 function headerOf(headers: IncomingHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * Drains a file part nobody will store. busboy destroys a part cut short by the end of the
- * body with "Unexpected end of form": without a listener that error would be thrown as an
- * uncaught exception (and crash a Lambda instance). The request's outcome is decided elsewhere.
- */
-function discard(part: Readable): void {
-  part.on('error', () => {});
-  part.resume();
 }

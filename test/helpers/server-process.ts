@@ -54,7 +54,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       const text = d.toString();
       out += text;
       options.onStdout?.(text);
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) resolve(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));

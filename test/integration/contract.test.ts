@@ -1,13 +1,17 @@
 /**
- * One contract, every adapter: the same requests through the Node server (with either S3
- * uploader) and through the Lambda function (REST payload 1.0 and Function URL payload 2.0),
- * all writing into one real s3rver, must give the same statuses, bodies and stored bytes.
+ * One contract, every adapter: the same requests through the app itself (no sockets), the
+ * Node server (with either S3 uploader) and the Lambda function (REST payload 1.0 and
+ * Function URL payload 2.0), all writing into one real s3rver, must give the same statuses,
+ * bodies, stored bytes, authentication answers and caller records.
  */
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restEvent, urlEvent } from '../../scripts/make-events.mjs';
+import { CALLER_ARN, restEvent, urlEvent } from '../../scripts/make-events.mjs';
 import { loadConfig } from '../../src/config.ts';
+import { createServiceApp } from '../../src/wiring.ts';
+import type { App } from '../../src/app/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { invoke, loadFunction } from '../helpers/lambda.ts';
@@ -35,7 +39,32 @@ interface Transport {
 let s3: TestS3rver;
 let server: RunningServer;
 let libStorageServer: RunningServer;
+let tokenServer: RunningServer;
 const transports: Record<string, Transport> = {};
+/** The same transports with bearer tokens configured (Lambda events then carry no IAM principal). */
+const tokenTransports: Record<string, Transport> = {};
+/** Lambda events signed by CALLER_ARN, tokens configured: the verified principal is the caller. */
+const iamTransports: Record<string, Transport> = {};
+const TOKENS = { UPLOAD_AUTH_TOKENS: 'billing:billing-token-0123456789' };
+
+/** The app called directly: what both adapters translate to and from. */
+function appTransport(app: App): Transport {
+  return {
+    async send({ method = 'POST', path = '/uploads', headers = {}, body }) {
+      const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+      const res = await app.handle({
+        method,
+        path,
+        headers: lower,
+        body: Readable.from(body ? [body] : []),
+        signal: new AbortController().signal,
+      });
+      let text = '';
+      for await (const chunk of res.body) text += chunk;
+      return { status: res.status, headers: res.headers, body: text };
+    },
+  };
+}
 
 const LIMITS = {
   UPLOAD_MAX_FILE_BYTES: String(1 * MiB),
@@ -67,29 +96,39 @@ beforeAll(async () => {
   });
   transports['node'] = nodeTransport(server);
   transports['node, lib-storage uploader'] = nodeTransport(libStorageServer);
-  const handler = await loadFunction({
-    ...env,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    LOG_LEVEL: 'silent',
+  const appConfig = (extra: Record<string, string> = {}) => loadConfig({ ...env, ...extra });
+  const appOptions = { logger: createLogger('silent'), s3: { credentials: S3RVER_CREDENTIALS } };
+  transports['app (no sockets)'] = appTransport(createServiceApp(appConfig(), appOptions).app);
+  tokenTransports['app (no sockets)'] = appTransport(createServiceApp(appConfig(TOKENS), appOptions).app);
+  tokenServer = await startServer(loadConfig({ ...env, ...TOKENS, PORT: '0' }), {
+    s3: { credentials: S3RVER_CREDENTIALS },
+    logger: createLogger('silent'),
+  });
+  tokenTransports['node'] = nodeTransport(tokenServer);
+  const fnEnv = { ...env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', LOG_LEVEL: 'silent' };
+  const handler = await loadFunction(fnEnv);
+  const tokenHandler = await loadFunction({ ...fnEnv, ...TOKENS });
+  const lambdaTransport = (fn: typeof handler, make: typeof restEvent | typeof urlEvent, caller: string | null): Transport => ({
+    async send(req) {
+      const res = await invoke(fn, make({ ...req, caller, ...(req.body ? { body: req.body } : {}) }));
+      expect(res.streamEndedBeforeReturn).toBe(true);
+      return { status: res.statusCode!, headers: res.headers, body: res.body };
+    },
   });
   for (const [name, make] of [
     ['lambda REST (1.0)', restEvent],
     ['lambda Function URL (2.0)', urlEvent],
   ] as const) {
-    transports[name] = {
-      async send(req) {
-        const res = await invoke(handler, make({ ...req, ...(req.body ? { body: req.body } : {}) }));
-        expect(res.streamEndedBeforeReturn).toBe(true);
-        return { status: res.statusCode!, headers: res.headers, body: res.body };
-      },
-    };
+    transports[name] = lambdaTransport(handler, make, CALLER_ARN);
+    tokenTransports[name] = lambdaTransport(tokenHandler, make, null);
+    iamTransports[name] = lambdaTransport(tokenHandler, make, CALLER_ARN);
   }
 });
 
 afterAll(async () => {
   await server?.close();
   await libStorageServer?.close();
+  await tokenServer?.close();
   await s3?.close();
 });
 
@@ -137,7 +176,7 @@ const ERROR_CASES: Array<[string, Request, number, string]> = [
   ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
-describe.each(['node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
+describe.each(['app (no sockets)', 'node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
   'contract: %s',
   (name) => {
     const send = (req: Request) => transports[name]!.send(req);
@@ -202,3 +241,50 @@ describe.each(['node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambd
     });
   },
 );
+
+async function uploadedBy(key: string): Promise<string | undefined> {
+  const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+  const value = head.Metadata?.['uploaded-by'];
+  return value === undefined ? undefined : decodeURIComponent(value);
+}
+
+describe.each(['app (no sockets)', 'node', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
+  'contract, bearer tokens: %s',
+  (name) => {
+    const send = (req: Request) => tokenTransports[name]!.send(req);
+
+    it.each([
+      ['no Authorization', {}],
+      ['a wrong token', { authorization: 'Bearer wrong-token-0123456789' }],
+    ])('%s -> 401 UNAUTHORIZED with WWW-Authenticate, nothing stored', async (_label, auth) => {
+      const before = await listKeys();
+      const req = multipart([file('f', 10)]);
+      const res = await send({ ...req, headers: { ...req.headers, ...auth } });
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+      expect(await listKeys()).toEqual(before);
+    });
+
+    it('the probe needs no token', async () => {
+      expect((await send({ method: 'GET', path: '/healthz' })).status).toBe(200);
+    });
+
+    it('the right token stores the file as uploaded by token:<name>', async () => {
+      const req = multipart([file('f', 10)]);
+      const res = await send({ ...req, headers: { ...req.headers, authorization: 'Bearer billing-token-0123456789' } });
+      expect(res.status).toBe(201);
+      const { files } = JSON.parse(res.body) as { files: Array<{ key: string }> };
+      expect(await uploadedBy(files[0]!.key)).toBe('token:billing');
+    });
+  },
+);
+
+describe.each(['lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract, IAM principal: %s', (name) => {
+  it('a request the front verified needs no token, and the object records the principal ARN', async () => {
+    const res = await iamTransports[name]!.send(multipart([file('f', 10)]));
+    expect(res.status).toBe(201);
+    const { files } = JSON.parse(res.body) as { files: Array<{ key: string }> };
+    expect(await uploadedBy(files[0]!.key)).toBe(CALLER_ARN);
+  });
+});

@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { urlEvent, restEvent } from '../../scripts/make-events.mjs';
+import { CALLER_ARN, urlEvent, restEvent } from '../../scripts/make-events.mjs';
 import { loadFunction, invoke } from '../helpers/lambda.ts';
 import { buildMultipart, CONTENT_TYPE } from '../helpers/multipart.ts';
 import { startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
@@ -160,12 +160,18 @@ describe('observability', () => {
       process.stdout.write = write;
     }
     const records = lines.flatMap((l) => l.trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(records.find((r) => r['message'] === 'upload finished')).toMatchObject({
+    expect(records.find((r) => r['message'] === 'request finished')).toMatchObject({
       level: 'info',
       requestId: 'req-42',
       correlationId: 'corr-two-files',
+      route: 'upload',
+      caller: CALLER_ARN,
       outcome: 'done',
-      files: 2,
+      status: 201,
+      files: [
+        { key: expect.stringMatching(/^uploads\/.+\/report\.csv$/), size: 20_000 },
+        { key: expect.stringMatching(/^uploads\/.+\/photo\.jpg$/), size: 300_000 },
+      ],
       payloadFormat: '1.0',
     });
     const emf = records.find((r) => '_aws' in r) as {

@@ -191,8 +191,9 @@ describe.skipIf(!endpoint)('file names (server into radosgw)', () => {
       const file = json.files![0]!;
       expect(file.filename).toBe(name);
       const names = await storedNames(file.key);
-      // S3's 2 KB metadata budget minus the key `original-filename` (17 bytes).
-      expect(names.metadata).toBe(encodedPrefix(name, 2048 - 17));
+      // S3's 2 KB metadata budget minus `uploaded-by: anonymous` (the service's own entry,
+      // which comes first) and the key `original-filename` (17 bytes).
+      expect(names.metadata).toBe(encodedPrefix(name, 2048 - 'uploaded-by'.length - 'anonymous'.length - 17));
       expect(names.dispositionName).toBe(encodedPrefix(name, 2048));
       await deleteKeys(direct, bucket, [file.key]);
     });

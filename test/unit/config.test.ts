@@ -36,7 +36,8 @@ describe('loadConfig', () => {
       memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64, gcEveryBytes: 4 * 2 ** 20 },
       allowedTypes: undefined,
       sha256: 'requested',
-      authToken: undefined,
+      authTokens: {},
+      prefixByCaller: false,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.limits)).toBe(true);
@@ -155,7 +156,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ UPLOAD_GC_EVERY_BYTES: '0' }).memory.gcEveryBytes).toBe(0);
     expect(loadConfig({ S3_UNSIGNED_PAYLOAD: 'false' }).s3.unsignedPayload).toBe(false);
     expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
-    expect(c.authToken).toBe('x'.repeat(16));
+    expect(c.authTokens).toEqual({ default: 'x'.repeat(16) });
     expect(loadConfig({}).s3.uploader).toBe('pooled');
     expect(loadConfig({ S3_UPLOADER: 'lib-storage' }).s3.uploader).toBe('lib-storage');
     expect(loadConfig({ S3_UPLOADER: 'pooled' }).s3.uploader).toBe('pooled');
@@ -163,6 +164,39 @@ describe('loadConfig', () => {
 
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', S3_ENDPOINT: ' ' }).port).toBe(3000);
+  });
+});
+
+describe('bearer tokens', () => {
+  it('names one token per caller; UPLOAD_AUTH_TOKEN is the caller "default"', () => {
+    const c = loadConfig({
+      UPLOAD_AUTH_TOKENS: 'billing:b'.padEnd(25, 'b') + ', reports:' + 'r'.repeat(16),
+      UPLOAD_AUTH_TOKEN: 'd'.repeat(16),
+    });
+    expect(c.authTokens).toEqual({ default: 'd'.repeat(16), billing: 'b'.repeat(17), reports: 'r'.repeat(16) });
+  });
+
+  it.each([
+    ['billing', /name:token pairs/],
+    ['billing:short', /token of "billing" must be at least 16/],
+    [`a:${'x'.repeat(16)},a:${'y'.repeat(16)}`, /"a" is given twice/],
+  ])('refuses UPLOAD_AUTH_TOKENS=%s', (value, message) => {
+    expect(() => loadConfig({ UPLOAD_AUTH_TOKENS: value })).toThrow(message);
+  });
+});
+
+describe('unknown variables', () => {
+  it('names the closest known setting for a misspelled one', () => {
+    expect(() => loadConfig({ UPLOAD_MAX_FILE_BYTE: '1MiB' })).toThrow(
+      /UPLOAD_MAX_FILE_BYTE is not a known setting \(did you mean UPLOAD_MAX_FILE_BYTES\?\)/,
+    );
+    expect(() => loadConfig({ S3_PART_SIZE: '8MiB', UPLOAD_BUCKETS: 'x' })).toThrow(/S3_PART_SIZE[\s\S]*UPLOAD_BUCKETS/);
+  });
+
+  it("leaves other programs' variables alone", () => {
+    expect(() =>
+      loadConfig({ S3_STREAM_UPLOAD_URL: 'http://x', S3_TEST_RADOSGW: '0', HOME: '/root', UPLOADS: '1' }),
+    ).not.toThrow();
   });
 });
 

@@ -88,3 +88,18 @@ export function* encodeTextSlices(text: string, slice = TEXT_SLICE): Generator<B
     i = end;
   }
 }
+
+/**
+ * The caller the platform verified: the IAM principal's ARN (Function URL with AWS_IAM, or a
+ * REST route with `aws_iam`), else the API key's id (never its value), else undefined.
+ */
+export function callerOf(event: LambdaHttpEvent): string | undefined {
+  if (isV2(event)) {
+    const iam = (event.requestContext as { authorizer?: { iam?: { userArn?: string | null } } }).authorizer?.iam;
+    return iam?.userArn ?? undefined;
+  }
+  const identity = event.requestContext?.identity;
+  if (identity?.userArn) return identity.userArn;
+  if (identity?.apiKeyId) return `api-key:${identity.apiKeyId}`;
+  return undefined;
+}

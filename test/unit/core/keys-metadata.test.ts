@@ -48,6 +48,16 @@ describe('metadata', () => {
     expect(metadata['k']).toBe('v');
   });
 
+  it("puts the service's own entries first: a huge name or a field of the same name cannot push them out", () => {
+    const arn = 'arn:aws:sts::111122223333:assumed-role/billing/job';
+    const { metadata, omitted } = buildFileMetadata('名'.repeat(2000), [['uploaded-by', 'me']], { 'uploaded-by': arn });
+    expect(decodeURIComponent(metadata['uploaded-by']!)).toBe(arn);
+    expect(omitted).toEqual(['uploaded-by']);
+    const bytes = Object.entries(metadata).reduce((n, [k, v]) => n + k.length + v.length, 0);
+    expect(bytes).toBeLessThanOrEqual(2048);
+    expect(Object.keys(metadata)).toEqual(['uploaded-by', 'original-filename']);
+  });
+
   it('writes an RFC 6266 Content-Disposition with an ASCII fallback', () => {
     expect(contentDisposition("l'été (1).txt", 'l-ete-1-.txt')).toBe(
       `attachment; filename="l-ete-1-.txt"; filename*=UTF-8''l%27%C3%A9t%C3%A9%20%281%29.txt`,

@@ -1,59 +1,17 @@
 /**
- * The upload-session routes (direct-to-S3 lane), shared by the Node server and the Lambda
- * function: JSON in, JSON out, the same answers on both.
- *
- *   POST   /uploads/sessions                 create     201 UploadSession
- *   POST   /uploads/sessions/{id}/parts      sign more  200 SignPartsResult
- *   POST   /uploads/sessions/{id}/complete   complete   201 (200 when already completed)
- *   DELETE /uploads/sessions/{id}            abort      204
+ * The upload-session routes (direct-to-S3 lane): JSON in, JSON out. No file byte passes here.
  */
 import type { Readable } from 'node:stream';
 import { toUploadError, UploadError } from '../core/errors.ts';
 import type { SessionService } from '../core/sessions.ts';
-import { SESSIONS_PATH } from '../protocol.ts';
-import { errorResponse, jsonResponse, type ResponseHead } from './respond.ts';
-
-export type SessionAction = 'create' | 'parts' | 'complete' | 'abort';
-
-export interface SessionRoute {
-  kind: 'session';
-  action: SessionAction;
-  /** The session id from the path ('' for create). */
-  id: string;
-}
-
-type RouteError = { kind: 'error'; error: UploadError; headers: Record<string, string> };
+import { errorResponse, jsonResponse, type ResponseHead } from './render.ts';
+import type { SessionRoute } from './routes.ts';
 
 /**
  * Largest JSON body taken, bytes: a complete of 10,000 parts with quoted ETags is about
  * 600 KB. Well inside Lambda's 6 MB payload.
  */
 export const MAX_SESSION_BODY_BYTES = 1024 * 1024;
-
-const ID = '([A-Za-z0-9_.-]{1,8192})';
-const PATTERNS: Array<[RegExp, SessionAction, string]> = [
-  [new RegExp(`^${SESSIONS_PATH}$`), 'create', 'POST'],
-  [new RegExp(`^${SESSIONS_PATH}/${ID}/parts$`), 'parts', 'POST'],
-  [new RegExp(`^${SESSIONS_PATH}/${ID}/complete$`), 'complete', 'POST'],
-  [new RegExp(`^${SESSIONS_PATH}/${ID}$`), 'abort', 'DELETE'],
-];
-
-/** The session route for a request, a 405 for a known path with the wrong method, else undefined. */
-export function matchSessionRoute(method: string, path: string): SessionRoute | RouteError | undefined {
-  for (const [pattern, action, allowed] of PATTERNS) {
-    const m = pattern.exec(path);
-    if (!m) continue;
-    if (method.toUpperCase() !== allowed) {
-      return {
-        kind: 'error',
-        error: new UploadError('METHOD_NOT_ALLOWED', `Use ${allowed} on ${path}`),
-        headers: { allow: allowed },
-      };
-    }
-    return { kind: 'session', action, id: m[1] ?? '' };
-  }
-  return undefined;
-}
 
 export interface SessionResponse {
   head: ResponseHead;
