@@ -9,6 +9,7 @@
 #   CEPH_DIR          scratch folder (default: <repo>/.ceph, git-ignored)
 #   RGW_PORT          radosgw HTTP port on 127.0.0.1 (default 7480)
 #   CEPH_OBJECTSTORE  memstore (default) or bluestore
+#   MEMSTORE_BYTES    memstore capacity, bytes (default 3 GiB; several suites sharing one radosgw need more)
 #   RGW_WAIT_SECONDS  how long to wait for radosgw to answer (default 120)
 #
 # Works as root on Debian bookworm without systemd or docker (Ceph 16.2 "Pacific" from Debian):
@@ -22,6 +23,7 @@ mkdir -p "$D"
 D=$(cd "$D" && pwd)
 RGW_PORT=${RGW_PORT:-7480}
 STORE=${CEPH_OBJECTSTORE:-memstore}
+MEMSTORE_BYTES=${MEMSTORE_BYTES:-3221225472}
 RGW_WAIT_SECONDS=${RGW_WAIT_SECONDS:-120}
 AK=TESTACCESSKEY0000000
 SK=testsecretkey0000000000000000000000000000
@@ -202,7 +204,7 @@ osd data = $D/osd/\$id
 osd objectstore = $STORE
 # memstore keeps objects in the OSD's RAM; this is the capacity it reports (the tests upload a
 # few hundred MiB in total; aborted parts are only freed later by radosgw's garbage collector).
-memstore device bytes = 3221225472
+memstore device bytes = $MEMSTORE_BYTES
 # bluestore (CEPH_OBJECTSTORE=bluestore) uses a sparse 20 GiB file: only written blocks use disk.
 bluestore block path = $D/osd/\$id/block.file
 bluestore block create = true
