@@ -1,29 +1,64 @@
 /**
- * Runs the Lambda function as it ships (the esbuild bundle of functions/upload.ts) under the
- * runtime stand-in of scripts/lambda-runtime.mjs. Each load re-evaluates the module with the
- * given environment, like a cold start; the environment stays set for the test file.
+ * Runs the Lambda function as it ships (the esbuild bundle of functions/upload.ts) as Lambda
+ * runs it: in its own process under AWS's runtime interface client (aws-lambda-ric, the code of
+ * the managed nodejs24.x runtime), against the local Runtime API of
+ * scripts/lambda-runtime-api.mjs. Each loadFunction() is one function with its environment;
+ * its process starts at the first invocation (a cold start). Close them with closeFunctions().
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { buildFunction } from '../../scripts/build.mjs';
-import { installRuntimeGlobals, invoke, type InvokeResult } from '../../scripts/lambda-runtime.mjs';
+import {
+  startLambdaRuntime,
+  type LambdaRuntime,
+  type RuntimeInvokeOptions,
+  type RuntimeInvokeResult,
+} from '../../scripts/lambda-runtime-api.mjs';
 
-type Handler = Parameters<typeof invoke>[0];
+export type LambdaFunction = LambdaRuntime;
+export type InvokeResult = RuntimeInvokeResult;
 
-let bundle: Promise<string> | undefined;
-let loads = 0;
+let bundleDir: Promise<string> | undefined;
+const started = new Set<LambdaRuntime>();
 
-export async function loadFunction(env: Record<string, string>): Promise<Handler> {
-  bundle ??= mkdtemp(join(tmpdir(), 'fn-')).then((dir) => buildFunction(join(dir, 'upload.mjs')));
-  const file = await bundle;
-  installRuntimeGlobals();
-  // Left in place: the SDK reads credentials from the environment at the first request,
-  // not at import. A later load overrides what it names.
-  Object.assign(process.env, env);
-  const mod = (await import(`${pathToFileURL(file).href}?coldStart=${++loads}`)) as { handler: Handler };
-  return mod.handler;
+/** The directory holding upload.mjs (LAMBDA_TASK_ROOT), built once per test file. */
+export function functionTaskRoot(): Promise<string> {
+  bundleDir ??= mkdtemp(join(tmpdir(), 'fn-')).then(async (dir) => {
+    await buildFunction(join(dir, 'upload.mjs'));
+    return dir;
+  });
+  return bundleDir;
 }
 
-export { invoke, type InvokeResult };
+/** The shipped function with these environment variables (nothing of the test's leaks in). */
+export async function loadFunction(env: Record<string, string>): Promise<LambdaFunction> {
+  const fn = await startLambdaRuntime({
+    taskRoot: await functionTaskRoot(),
+    handler: 'upload.handler',
+    env,
+    functionName: 's3-stream-upload-local-upload',
+  });
+  started.add(fn);
+  return fn;
+}
+
+/** Runs a function from a directory of test fixtures (test/fixtures/lambda/). */
+export async function loadFixtureFunction(handler: string, env: Record<string, string> = {}): Promise<LambdaFunction> {
+  const fn = await startLambdaRuntime({
+    taskRoot: new URL('../fixtures/lambda/', import.meta.url).pathname,
+    handler,
+    env,
+  });
+  started.add(fn);
+  return fn;
+}
+
+export function invoke(fn: LambdaFunction, event: unknown, options?: RuntimeInvokeOptions): Promise<InvokeResult> {
+  return fn.invoke(event, options);
+}
+
+export async function closeFunctions(): Promise<void> {
+  await Promise.all([...started].map((fn) => fn.close()));
+  started.clear();
+}

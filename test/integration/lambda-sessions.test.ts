@@ -1,5 +1,6 @@
 /**
- * The session routes through the shipped Lambda bundle under the runtime stand-in, with API
+ * The session routes through the shipped Lambda bundle under AWS's runtime interface client
+ * (test/helpers/lambda.ts), with API
  * Gateway REST (1.0) and Function URL (2.0) events: the parts go to S3 directly, the function
  * only signs, verifies and completes. Against radosgw (ListParts verification) and s3rver
  * (no ListParts: the size is verified with HeadObject after completion, and a wrong object is
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { restEvent, urlEvent } from '../../scripts/make-events.mjs';
 import type { UploadResult, UploadSession } from '../../src/protocol.ts';
 import { objectSha256 } from '../helpers/generated-file.ts';
-import { invoke, loadFunction } from '../helpers/lambda.ts';
+import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
 import { buildMultipart, CONTENT_TYPE, generatedBytes } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
 import { startS3rver } from '../helpers/s3rver.ts';
@@ -116,6 +117,7 @@ describe.each(stores.map((start, i) => [i === 0 ? 's3rver' : 'radosgw', start] a
     });
 
     afterAll(async () => {
+      await closeFunctions();
       await store?.close();
     });
 
@@ -213,13 +215,7 @@ describe.each(stores.map((start, i) => [i === 0 ? 's3rver' : 'radosgw', start] a
         }),
       );
       expect(upload.statusCode).toBe(201);
-      // Reload with the secret so the suite's handler environment stays as it was.
-      handler = await loadFunction({
-        ...store.env,
-        S3_PART_BYTES: String(PART),
-        UPLOAD_SESSION_SECRET: SECRET,
-        LOG_LEVEL: 'silent',
-      });
+      await bare.close();
     });
   },
 );
