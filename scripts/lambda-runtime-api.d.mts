@@ -24,7 +24,9 @@ export interface RuntimeInvokeResult {
   raw: Buffer;
   body: string;
   /** The runtime's error trailers (a handler that rejected after the response started). */
-  trailers: { errorType: string | undefined; errorBody: { errorType?: string; errorMessage?: string; trace?: string[] } | undefined } | undefined;
+  trailers:
+    | { errorType: string | undefined; errorBody: { errorType?: string; errorMessage?: string; trace?: string[] } | undefined }
+    | undefined;
   /** A POST to /invocation/{id}/error. */
   error: RuntimeError | undefined;
   /** A POST to /init/error by the process that was to run this invocation. */

@@ -118,7 +118,8 @@ export async function startLambdaRuntime({
       const inv = current?.id === decodeURIComponent(invocation[1]) ? current : undefined;
       if (invocation[2] === 'error') {
         const body = await readBody(req);
-        if (inv) inv.error = { type: req.headers['lambda-runtime-function-error-type'], ...JSON.parse(body.toString('utf8') || '{}') };
+        if (inv)
+          inv.error = { type: req.headers['lambda-runtime-function-error-type'], ...JSON.parse(body.toString('utf8') || '{}') };
         return accepted(res);
       }
       if (inv) {
@@ -139,14 +140,18 @@ export async function startLambdaRuntime({
         const type = req.trailers['lambda-runtime-function-error-type'];
         const body = req.trailers['lambda-runtime-function-error-body'];
         if (type !== undefined || body !== undefined) {
-          inv.trailers = { errorType: type, errorBody: body ? JSON.parse(Buffer.from(body, 'base64').toString('utf8')) : undefined };
+          inv.trailers = {
+            errorType: type,
+            errorBody: body ? JSON.parse(Buffer.from(body, 'base64').toString('utf8')) : undefined,
+          };
         }
       }
       return accepted(res);
     }
     if (req.method === 'POST' && url.pathname === `${API}/init/error`) {
       const body = await readBody(req);
-      if (box) box.initError = { type: req.headers['lambda-runtime-function-error-type'], ...JSON.parse(body.toString('utf8') || '{}') };
+      if (box)
+        box.initError = { type: req.headers['lambda-runtime-function-error-type'], ...JSON.parse(body.toString('utf8') || '{}') };
       return accepted(res);
     }
     res.writeHead(404).end();
@@ -183,7 +188,8 @@ export async function startLambdaRuntime({
         process.off('exit', killOnExit);
         resolve({ code, signal });
         if (sandbox === box) sandbox = undefined;
-        if (current?.box === box) finish(current, { exit: { code, signal }, initError: box.initError, timedOut: current.timedOut });
+        if (current?.box === box)
+          finish(current, { exit: { code, signal }, initError: box.initError, timedOut: current.timedOut });
       });
     });
     const killOnExit = () => child.kill('SIGKILL');
@@ -273,11 +279,14 @@ export async function startLambdaRuntime({
     inv.box = box;
     current = inv;
     // Lambda ends an invocation that outlives its timeout by killing the sandbox.
-    inv.killTimer = setTimeout(() => {
-      inv.timedOut = true;
-      box.child.kill('SIGCONT');
-      box.child.kill('SIGKILL');
-    }, killAfterMs ?? Math.max(timeoutMs, 0));
+    inv.killTimer = setTimeout(
+      () => {
+        inv.timedOut = true;
+        box.child.kill('SIGCONT');
+        box.child.kill('SIGKILL');
+      },
+      killAfterMs ?? Math.max(timeoutMs, 0),
+    );
     if (box.parked) handOver(box, inv);
     return inv.result.promise;
   }

@@ -44,11 +44,16 @@ export async function loadFunction(env: Record<string, string>): Promise<LambdaF
 }
 
 /** Runs a function from a directory of test fixtures (test/fixtures/lambda/). */
-export async function loadFixtureFunction(handler: string, env: Record<string, string> = {}): Promise<LambdaFunction> {
+export async function loadFixtureFunction(
+  handler: string,
+  env: Record<string, string> = {},
+  { freeze = true }: { freeze?: boolean } = {},
+): Promise<LambdaFunction> {
   const fn = await startLambdaRuntime({
     taskRoot: new URL('../fixtures/lambda/', import.meta.url).pathname,
     handler,
     env,
+    freeze,
   });
   started.add(fn);
   return fn;
