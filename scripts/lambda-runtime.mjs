@@ -1,9 +1,12 @@
-// A stand-in for the Lambda Node.js runtime's response streaming, for tests and
-// `npm run invoke:local`. It installs the `awslambda` global the way the runtime does and
-// gives handlers a response stream that behaves like the runtime's:
+// A stand-in for the Lambda Node.js runtime's response streaming, in process, for
+// `npm run invoke:local` (the Lambda tests run the function under AWS's own runtime client:
+// scripts/lambda-runtime-api.mjs). It installs the `awslambda` global the way the runtime does
+// and gives handlers a response stream that behaves like the runtime's where that is cheap:
 // - `awslambda.HttpResponseStream.from(stream, prelude)` sets the content type
-//   `application/vnd.awslambda.http-integration-response` and, before the first body byte,
-//   writes the JSON prelude followed by 8 NUL bytes;
+//   `application/vnd.awslambda.http-integration-response` and, on the first `write()` only,
+//   writes the JSON prelude followed by 8 NUL bytes (an `end(data)` with no write before it
+//   sends no prelude, as in the runtime);
+// - `getRemainingTimeInMillis()` is not clamped at 0;
 // - writes complete asynchronously with a small buffer, so backpressure is real;
 // - the invocation is over when the handler's promise settles: anything still running then
 //   is cut off, as on Node 24 (the runtime does not wait for stray promises). `invoke()`
@@ -59,15 +62,6 @@ export function createResponseStream({ highWaterMark = 16 * 1024, onChunk } = {}
     }
     return write(chunk, encoding, cb);
   };
-  const end = stream.end.bind(stream);
-  stream.end = (...args) => {
-    // The prelude goes out even when the body is empty or comes with end().
-    if (!firstWriteDone) {
-      firstWriteDone = true;
-      stream._onBeforeFirstWrite?.((c) => write(c));
-    }
-    return end(...args);
-  };
   stream.setContentType = (type) => {
     contentType = type;
   };
@@ -78,7 +72,7 @@ export function createResponseStream({ highWaterMark = 16 * 1024, onChunk } = {}
 export function parseHttpIntegrationResponse(contentType, raw) {
   if (contentType !== HTTP_INTEGRATION_CONTENT_TYPE) return { prelude: undefined, body: raw };
   const at = raw.indexOf(DELIMITER);
-  if (at < 0) throw new Error('no 8-NUL delimiter after the prelude');
+  if (at < 0) return { prelude: undefined, body: raw }; // no write() before end(): no status
   return { prelude: JSON.parse(raw.subarray(0, at).toString('utf8')), body: raw.subarray(at + 8) };
 }
 
@@ -94,7 +88,7 @@ export function createContext({ timeoutMs = 60_000, requestId = 'local-request' 
     logGroupName: '/aws/lambda/s3-stream-upload-local-upload',
     logStreamName: 'local',
     callbackWaitsForEmptyEventLoop: false,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    getRemainingTimeInMillis: () => deadline - Date.now(),
     done() {},
     fail() {},
     succeed() {},

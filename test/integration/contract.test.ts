@@ -14,7 +14,7 @@ import { createServiceApp } from '../../src/wiring.ts';
 import type { App } from '../../src/app/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { invoke, loadFunction } from '../helpers/lambda.ts';
+import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
 import { BOUNDARY, buildMultipart, CONTENT_TYPE, generatedBytes, sha256, type Part } from '../helpers/multipart.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
 
@@ -126,6 +126,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await closeFunctions();
   await server?.close();
   await libStorageServer?.close();
   await tokenServer?.close();
