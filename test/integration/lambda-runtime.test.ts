@@ -123,8 +123,10 @@ describe('the sandbox is frozen between invocations', () => {
     [false, 'between invocations (what an unfrozen stand-in shows)'],
   ])('freeze %s: a stray timer runs %s', async (freeze) => {
     const probe = await loadFixtureFunction('probes.strayTimer', {}, { freeze });
-    await invoke(probe, { armMs: 50 });
-    await new Promise((r) => setTimeout(r, 400));
+    // Long enough that the runtime has asked for the next event (and is frozen) before it is
+    // due, on a loaded machine too.
+    await invoke(probe, { armMs: 500 });
+    await new Promise((r) => setTimeout(r, 1500));
     const nextStarted = Date.now();
     const { fired } = JSON.parse((await invoke(probe, {})).body) as { fired: number[] };
     // The second invocation may report before or after the overdue timer ran; ask again.
