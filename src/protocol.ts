@@ -55,6 +55,10 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
   /** The object store refused or failed the upload. */
   STORAGE_FAILED: 502,
+  /** A request with this `Idempotency-Key` is still running: retry after a short wait. */
+  IDEMPOTENCY_IN_PROGRESS: 409,
+  /** This `Idempotency-Key` was used for a different request: final, use a new key. */
+  IDEMPOTENCY_KEY_REUSED: 422,
   /** The server's upload memory is spent and too many uploads wait already: retry later. */
   BUSY: 503,
   /** The request ran past its deadline. */
@@ -144,6 +148,12 @@ export interface CreateSessionRequest {
   contentType?: string;
   /** SHA-256 of the whole file (64 hex digits), stored as the object's `sha256` metadata. */
   sha256?: string;
+  /**
+   * Caller metadata, stored as the object's user metadata with the rules of the text fields
+   * of `POST /uploads` (keys lowercased to header tokens, values percent-encoded UTF-8, S3's
+   * 2 KB budget: what does not fit is named in the answer's `metadataOmitted`).
+   */
+  fields?: Record<string, string>;
 }
 
 /** A presigned `UploadPart` URL: PUT the part's bytes to it (with Content-Length), keep the ETag. */
@@ -166,6 +176,8 @@ export interface UploadSession {
   parts: PartUrl[];
   /** When the session and its URLs expire (ISO 8601). Complete before then. */
   expiresAt: string;
+  /** Names of `fields` that did not fit in S3's 2 KB user-metadata budget (not stored). */
+  metadataOmitted?: string[];
 }
 
 /** `POST /uploads/sessions/{id}/parts` body: which parts to sign (at most a batch per call). */

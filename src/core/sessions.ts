@@ -9,11 +9,12 @@
  * upload is aborted before the answer is sent. A complete that fails on the store's side
  * (5xx) leaves the session as it was, so it can be retried.
  */
-import type { CompletedPart, CreateSessionRequest, PartUrl, StoredFile, UploadResult, UploadSession } from '../protocol.ts';
+import type { CompletedPart, PartUrl, StoredFile, UploadResult, UploadSession } from '../protocol.ts';
 import { UploadError } from './errors.ts';
-import { checkFileType, parseSha256, typeAllowed } from './file-checks.ts';
+import { checkFileType, typeAllowed } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
+import { parseComplete, parseCreate, parsePartNumbers } from './session-request.ts';
 import type { ListedPart, SessionStore } from './session-store.ts';
 import { signSessionToken, verifySessionToken, type SessionClaims } from './session-token.ts';
 import type { CoreLogger } from './upload-files.ts';
@@ -33,6 +34,10 @@ export interface SessionOptions {
   keyPrefix: string;
   /** Content types accepted (config `UPLOAD_ALLOWED_TYPES`); undefined for any. */
   allowedTypes?: readonly string[];
+  /** Most caller `fields` per session (config `UPLOAD_MAX_FIELDS`). Default 100. */
+  maxFields?: number;
+  /** Largest caller field value, bytes (config `UPLOAD_MAX_FIELD_BYTES`). Default 64 KiB. */
+  maxFieldBytes?: number;
   logger?: CoreLogger;
   /** Clock, ms. Default Date.now. */
   now?: () => number;
@@ -63,11 +68,13 @@ export interface SessionService {
 const MiB = 1024 * 1024;
 /** S3 multipart limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
 const S3_PART_LIMITS = { minPartBytes: 5 * MiB, maxPartBytes: 5 * 1024 * MiB, maxParts: 10_000 } as const;
-/** Longest file name accepted, UTF-8 bytes (it travels inside the session id, in URLs). */
-const MAX_FILENAME_BYTES = 1024;
 /** Bytes read back from the object's start for the magic-byte type check. */
 const SNIFF_BYTES = 16;
-const CONTENT_TYPE_FORMAT = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
+
+/** Parts of a file of `size` bytes cut in parts of `partSize` (at least one: S3 needs one). */
+export function countParts(size: number, partSize: number): number {
+  return Math.max(1, Math.ceil(size / partSize));
+}
 
 /**
  * Part size for a file: `minPartBytes`, or more (a whole number of MiB) when the file would
@@ -79,12 +86,12 @@ export function choosePartSize(size: number, minPartBytes: number): { partSize: 
   if (partSize > S3_PART_LIMITS.maxPartBytes) {
     throw new UploadError('FILE_TOO_LARGE', `A file of ${size} bytes does not fit in ${S3_PART_LIMITS.maxParts} parts`);
   }
-  return { partSize, partCount: Math.max(1, Math.ceil(size / partSize)) };
+  return { partSize, partCount: countParts(size, partSize) };
 }
 
 /** Expected size of part `n` (1-based) of a session. */
 export function expectedPartSize(n: number, size: number, partSize: number): number {
-  const count = Math.max(1, Math.ceil(size / partSize));
+  const count = countParts(size, partSize);
   return n < count ? partSize : size - (count - 1) * partSize;
 }
 
@@ -100,7 +107,7 @@ export function checkListedParts(
   claims: Pick<SessionClaims, 'size' | 'partSize'>,
   reported: readonly CompletedPart[],
 ): UploadError | undefined {
-  const count = Math.max(1, Math.ceil(claims.size / claims.partSize));
+  const count = countParts(claims.size, claims.partSize);
   const held = new Set(listed.map((p) => p.partNumber));
   for (let n = 1; n <= count; n++) {
     if (!held.has(n)) return new UploadError('PART_MISMATCH', `Part ${n} was never uploaded`);
@@ -126,88 +133,13 @@ export function checkListedParts(
   return undefined;
 }
 
-const badRequest = (message: string) => new UploadError('BAD_REQUEST', message);
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-interface CreateInput {
-  filename: string;
-  size: number;
-  contentType: string;
-  sha256?: string;
-}
-
-function parseCreate(body: unknown): CreateInput {
-  if (!isObject(body)) throw badRequest('Expected a JSON object { filename, size, contentType?, sha256? }');
-  const { filename, size, contentType, sha256 } = body as Partial<Record<keyof CreateSessionRequest, unknown>>;
-  if (typeof filename !== 'string') throw badRequest('filename must be a string');
-  if (Buffer.byteLength(filename, 'utf8') > MAX_FILENAME_BYTES)
-    throw badRequest(`filename is longer than ${MAX_FILENAME_BYTES} bytes`);
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
-    throw badRequest('size must be a whole number of bytes, at least 1 (send empty files with POST /uploads)');
-  }
-  const type = contentType === undefined ? 'application/octet-stream' : contentType;
-  if (typeof type !== 'string' || type.length > 255 || !CONTENT_TYPE_FORMAT.test(type)) {
-    throw badRequest('contentType must be a media type such as application/pdf');
-  }
-  const input: CreateInput = { filename, size, contentType: type };
-  if (sha256 !== undefined) {
-    const hex = typeof sha256 === 'string' ? parseSha256(sha256) : undefined;
-    if (hex === undefined) throw badRequest('sha256 must be 64 hex digits (or the base64 of 32 bytes)');
-    input.sha256 = hex;
-  }
-  return input;
-}
-
-function parsePartNumbers(body: unknown, partCount: number): number[] {
-  const list = isObject(body) ? body['partNumbers'] : undefined;
-  if (!Array.isArray(list) || list.length === 0 || list.length > S3_PART_LIMITS.maxParts) {
-    throw badRequest('Expected { partNumbers: [1, 2, ...] }');
-  }
-  for (const n of list) {
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > partCount) {
-      throw badRequest(`Part numbers must be whole numbers from 1 to ${partCount}`);
-    }
-  }
-  return [...new Set(list as number[])];
-}
-
-function parseComplete(body: unknown, partCount: number): CompletedPart[] {
-  const list = isObject(body) ? body['parts'] : undefined;
-  if (!Array.isArray(list)) throw badRequest('Expected { parts: [{ partNumber, etag }, ...] }');
-  const parts: CompletedPart[] = [];
-  for (const p of list) {
-    if (!isObject(p) || typeof p['partNumber'] !== 'number' || typeof p['etag'] !== 'string' || p['etag'].length > 256) {
-      throw badRequest('Every part needs a partNumber (number) and an etag (string)');
-    }
-    parts.push({ partNumber: p['partNumber'], etag: p['etag'] });
-  }
-  parts.sort((a, b) => a.partNumber - b.partNumber);
-  const numbers = parts.map((p) => p.partNumber);
-  const missing: number[] = [];
-  for (let n = 1, i = 0; n <= partCount; n++) {
-    while (i < numbers.length && numbers[i]! < n) i++;
-    if (numbers[i] !== n) missing.push(n);
-  }
-  const unexpected = numbers.filter((n, i) => !Number.isInteger(n) || n < 1 || n > partCount || numbers[i - 1] === n);
-  if (missing.length || unexpected.length) {
-    const list = (xs: number[]) => xs.slice(0, 10).join(', ') + (xs.length > 10 ? ', ...' : '');
-    const why = [
-      missing.length ? `missing part${missing.length > 1 ? 's' : ''} ${list(missing)}` : '',
-      unexpected.length ? `unexpected or repeated part number${unexpected.length > 1 ? 's' : ''} ${list(unexpected)}` : '',
-    ]
-      .filter(Boolean)
-      .join('; ');
-    throw new UploadError('PART_MISMATCH', `The session has parts 1 to ${partCount}: ${why}`);
-  }
-  return parts;
-}
-
 export function createSessionService(options: SessionOptions): SessionService {
   const { store, secret, ttlSeconds, batchParts, logger } = options;
   const now = options.now ?? Date.now;
   const newId = options.newId ?? newObjectId;
   const nowSeconds = () => Math.floor(now() / 1000);
   const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+  const fieldLimits = { maxFields: options.maxFields ?? 100, maxFieldBytes: options.maxFieldBytes ?? 64 * 1024 };
 
   async function presign(claims: SessionClaims, partNumbers: number[]): Promise<PartUrl[]> {
     const expiresIn = Math.max(1, claims.exp - nowSeconds());
@@ -263,7 +195,7 @@ export function createSessionService(options: SessionOptions): SessionService {
   }
 
   async function completeVerified(claims: SessionClaims, parts: CompletedPart[]): Promise<CompleteOutcome> {
-    const partCount = Math.max(1, Math.ceil(claims.size / claims.partSize));
+    const partCount = countParts(claims.size, claims.partSize);
     if (claims.size > options.maxFileBytes) {
       throw new UploadError('FILE_TOO_LARGE', `The file is larger than ${options.maxFileBytes} bytes`);
     }
@@ -311,7 +243,7 @@ export function createSessionService(options: SessionOptions): SessionService {
 
   return {
     async create(readBody) {
-      const input = parseCreate(await readBody());
+      const input = parseCreate(await readBody(), fieldLimits);
       if (input.size > options.maxFileBytes) {
         throw new UploadError(
           'FILE_TOO_LARGE',
@@ -326,7 +258,12 @@ export function createSessionService(options: SessionOptions): SessionService {
       }
       const { partSize, partCount } = choosePartSize(input.size, options.minPartBytes);
       const key = buildKey(options.keyPrefix, newId(), input.filename);
-      const { metadata } = buildFileMetadata(input.filename, input.sha256 ? [['sha256', input.sha256]] : []);
+      // Caller fields get the stream-through lane's rules (same encoding, same 2 KB budget,
+      // same reserved keys); `sha256` goes first so that no field can take its place.
+      const { metadata, omitted } = buildFileMetadata(input.filename, [
+        ...(input.sha256 ? ([['sha256', input.sha256]] as const) : []),
+        ...input.fields,
+      ]);
       const uploadId = await store.createMultipart({
         key,
         contentType: input.contentType,
@@ -364,19 +301,20 @@ export function createSessionService(options: SessionOptions): SessionService {
         partCount,
         parts,
         expiresAt: iso(claims.exp),
+        ...(omitted.length ? { metadataOmitted: omitted } : {}),
       };
     },
 
     async signParts(id, readBody) {
       const claims = await open(id);
-      const wanted = parsePartNumbers(await readBody(), Math.max(1, Math.ceil(claims.size / claims.partSize)));
+      const wanted = parsePartNumbers(await readBody(), countParts(claims.size, claims.partSize));
       return { parts: await presign(claims, wanted.slice(0, batchParts)), expiresAt: iso(claims.exp) };
     },
 
     async complete(id, readBody) {
       const claims = await open(id);
       try {
-        const parts = parseComplete(await readBody(), Math.max(1, Math.ceil(claims.size / claims.partSize)));
+        const parts = parseComplete(await readBody(), countParts(claims.size, claims.partSize));
         return await completeVerified(claims, parts);
       } catch (err) {
         if (err instanceof UploadError && err.code === 'INVALID_SESSION') return alreadyCompleted(claims, err);

@@ -115,10 +115,12 @@ describe('session service (in-memory store)', () => {
   /** `listed`: what ListParts answers (undefined: not implemented; an error: it fails). */
   function memoryStore(listed: ListedPart[] | undefined | UploadError, headSize: number) {
     const calls: string[] = [];
+    const metadata: Array<Record<string, string>> = [];
     const store: SessionStore = {
       bucket: 'b',
-      async createMultipart() {
+      async createMultipart(input) {
         calls.push('create');
+        metadata.push(input.metadata);
         return 'up-1';
       },
       async presignPart(_k, _u, n) {
@@ -158,7 +160,7 @@ describe('session service (in-memory store)', () => {
       now: () => 1_800_000_000_000,
       newId: () => 'id-1',
     });
-    return { service, calls };
+    return { service, calls, metadata };
   }
   const body = (value: unknown) => async () => value;
   const parts = [1, 2, 3].map((n) => ({ partNumber: n, etag: `"e${n}"` }));
@@ -176,6 +178,16 @@ describe('session service (in-memory store)', () => {
       ],
       expiresAt: new Date(1_800_000_600_000).toISOString(),
     });
+  });
+
+  it('stores caller fields as metadata, after sha256, and names those that do not fit', async () => {
+    const { service, metadata } = memoryStore([], 0);
+    const sha = 'ab'.repeat(32);
+    const s = await service.create(
+      body({ filename: 'a', size: 1, sha256: sha, fields: { 'Customer ID': 'c-1', Note: 'é', sha256: 'x', big: 'y'.repeat(2000) } }),
+    );
+    expect(metadata[0]).toEqual({ 'original-filename': 'a', sha256: sha, 'customer-id': 'c-1', note: '%C3%A9' });
+    expect(s.metadataOmitted).toEqual(['sha256', 'big']);
   });
 
   it('store without ListParts: completes, then a wrong size found by HeadObject deletes the object', async () => {
