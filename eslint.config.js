@@ -41,8 +41,9 @@ export default tseslint.config(
     files: ['src/client/**/*.ts'],
     rules: restrict([
       {
-        group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', 'busboy'],
-        message: 'src/client may import src/protocol.ts only.',
+        // The SDK's credential chain is the one exception (SigV4 signing of calls).
+        group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', '!@aws-sdk/credential-provider-node', 'busboy'],
+        message: 'src/client may import src/protocol.ts (and the SigV4 libraries) only.',
       },
     ]),
   },

@@ -1,16 +1,26 @@
 /**
  * The command line client:
  *
- *   s3-stream-upload put FILE... --url URL [--token TOKEN] [--state FILE] [--json]
+ *   s3-stream-upload put FILE... --url URL [--token TOKEN | --sigv4 [REGION[:SERVICE]]]
+ *                    [--field NAME=VALUE]... [--state FILE] [--json]
  *
  * On a terminal it draws a progress bar (bytes/s, ETA) on stderr and prints one line per
  * stored file; piped, it prints one JSON document on stdout and nothing else there.
  * Exit codes: 0 stored, 1 client error (bad usage, unreadable file, refused by the service:
  * 4xx), 2 server error (5xx, network, retries exhausted), 130 cancelled (SIGINT/SIGTERM).
+ * With --state, a cancel keeps the direct-lane sessions open and writes them to the state
+ * file, so that the same command run again sends only the missing parts.
  */
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { createUploadClient, UploadClientError, type SessionState, type UploadedFile } from './index.ts';
+import {
+  createUploadClient,
+  inferSigV4,
+  UploadClientError,
+  type SessionState,
+  type SigV4Options,
+  type UploadedFile,
+} from './index.ts';
 import { createProgressBar, formatBytes } from './progress-bar.ts';
 
 export const EXIT = { OK: 0, CLIENT_ERROR: 1, SERVER_ERROR: 2, CANCELLED: 130 } as const;
@@ -33,10 +43,16 @@ Options:
   --url URL            service base URL (or S3_STREAM_UPLOAD_URL)
   --token TOKEN        bearer token (or S3_STREAM_UPLOAD_TOKEN, which keeps it out of ps)
   --header 'K: V'      extra header for the service, repeatable (e.g. 'x-api-key: ...')
+  --sigv4 [R[:S]]      sign every call to the service with AWS SigV4 (IAM auth), region R,
+                       service S (default lambda); bare, both come from a *.lambda-url or
+                       *.execute-api URL. Credentials: the AWS SDK chain (AWS_* variables,
+                       AWS_PROFILE, SSO, roles)
+  --field NAME=VALUE   metadata stored with every file, repeatable
   --concurrency N      parts in flight per large file (default 4)
   --retries N          retries per request (default 4)
   --stream-max SIZE    largest file for the stream-through lane (default 4MiB)
-  --state FILE         keep interrupted direct uploads in FILE and resume them from it
+  --state FILE         keep interrupted direct uploads (Ctrl-C included) in FILE and
+                       resume them from it
   --json               JSON output even on a terminal
   --no-progress        no progress bar
   -h, --help           this text
@@ -80,16 +96,48 @@ async function saveState(path: string, sessions: SessionState[]): Promise<void> 
   await rename(tmp, path);
 }
 
+/** A region, optionally with a signing name: `eu-west-1`, `us-gov-west-1:execute-api`. */
+const SIGV4_VALUE = /^[a-z]{2}(-[a-z]+)+-\d+(:[a-z0-9-]+)?$/;
+
+/**
+ * `--sigv4` takes an optional value, which parseArgs cannot express: a bare `--sigv4` (next
+ * word not a region) becomes `--sigv4=` so that a file name after it stays a file name.
+ */
+function expandSigV4(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (arg !== '--sigv4') {
+      out.push(arg);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next !== undefined && SIGV4_VALUE.test(next)) {
+      out.push(`--sigv4=${next}`);
+      i++;
+    } else {
+      out.push('--sigv4=');
+    }
+  }
+  return out;
+}
+
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   let args;
   try {
     args = parseArgs({
-      args: argv,
+      args: expandSigV4(argv),
       allowPositionals: true,
       options: {
         url: { type: 'string' },
         token: { type: 'string' },
         header: { type: 'string', multiple: true },
+        sigv4: { type: 'string' },
+        field: { type: 'string', multiple: true },
         concurrency: { type: 'string' },
         retries: { type: 'string' },
         'stream-max': { type: 'string' },
@@ -124,6 +172,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     return n;
   };
   const headers: Record<string, string> = {};
+  const fields: Record<string, string> = {};
+  let sigv4: SigV4Options | true | undefined;
   let partConcurrency: number;
   let retries: number;
   let streamMaxBytes: number | undefined;
@@ -132,6 +182,22 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       const at = h.indexOf(':');
       if (at <= 0) throw new Error(`--header must look like 'Name: value', got ${JSON.stringify(h)}`);
       headers[h.slice(0, at).trim().toLowerCase()] = h.slice(at + 1).trim();
+    }
+    for (const f of values.field ?? []) {
+      const at = f.indexOf('=');
+      if (at <= 0) throw new Error(`--field must look like name=value, got ${JSON.stringify(f)}`);
+      fields[f.slice(0, at)] = f.slice(at + 1);
+    }
+    if (values.sigv4 !== undefined) {
+      if (values.sigv4 === '') {
+        inferSigV4(url);
+        sigv4 = true;
+      } else {
+        if (!SIGV4_VALUE.test(values.sigv4))
+          throw new Error(`--sigv4 takes REGION[:SERVICE], got ${JSON.stringify(values.sigv4)}`);
+        const [region, service] = values.sigv4.split(':') as [string, string | undefined];
+        sigv4 = { region, ...(service ? { service } : {}) };
+      }
     }
     partConcurrency = count('concurrency', values.concurrency, 4, 1);
     retries = count('retries', values.retries, 4, 0);
@@ -151,6 +217,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     url,
     ...(token ? { token } : {}),
     headers,
+    ...(sigv4 ? { sigv4 } : {}),
     partConcurrency,
     retries,
     ...(streamMaxBytes !== undefined ? { streamMaxBytes } : {}),
@@ -180,7 +247,10 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     const stored: UploadedFile[] = await client.upload(files, {
       ...(io.signal ? { signal: io.signal } : {}),
       resumable: statePath !== undefined,
+      // Ctrl-C is the most common interruption: with --state it keeps the sessions to resume.
+      keepSessionsOnAbort: statePath !== undefined,
       resume,
+      ...(Object.keys(fields).length ? { fields } : {}),
       onSession: (s) => {
         sessions.set(s.path, s);
         persist();
@@ -188,7 +258,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       onProgress: (p) => bar?.update(p.totalBytes, p.totalSize, files.length > 1 ? `file ${p.index + 1}/${files.length}` : ''),
     });
     bar?.clear();
-    for (const f of stored) sessions.delete(f.path);
+    for (const f of stored) if (f.path !== undefined) sessions.delete(f.path);
     persist();
     await stateWrite;
     if (json) io.stdout.write(`${JSON.stringify({ files: stored })}\n`);

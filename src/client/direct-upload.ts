@@ -3,36 +3,45 @@
  * `partConcurrency` buffers and PUT straight to S3 with presigned URLs, in parallel, each with
  * its own retries; then `complete`. Memory is partSize x partConcurrency whatever the file.
  *
- * Interruptions: a cancel (the caller's signal) aborts the session. Any other failure aborts
- * it too, unless `resumable` is set: then the session stays open and the error carries its
+ * Interruptions: a cancel (the caller's signal) aborts the session, unless both `resumable`
+ * and `keepOnAbort` are set. Any other failure aborts it too, unless `resumable` is set: then the session stays open and the error carries its
  * state (parts done and their ETags), which `upload(files, { resume })` takes to send only
  * the missing parts.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { SignPartsResult, StoredFile, UploadResult, UploadSession } from '../protocol.ts';
 import { SESSIONS_PATH } from '../protocol.ts';
 import { UploadClientError } from './errors.ts';
 import { abortError, backoffMs, callJson, fetchFailure, responseError, sleep, type FetchLike, type RetryPolicy } from './http.ts';
 import type { SessionState } from './session-state.ts';
+import { readFully, type ByteSource, type SourceReader } from './sources.ts';
+import type { SignRequest } from './sigv4.ts';
 
 export interface DirectFile {
-  path: string;
+  source: ByteSource;
+  /** Set for a file on disk: what a saved session is matched with. */
+  path?: string;
   name: string;
   contentType: string;
   size: number;
   mtimeMs: number;
   sha256?: string;
+  /** Caller metadata for the session's `fields`. */
+  fields?: Record<string, string>;
 }
 
 export interface DirectContext {
   baseUrl: string;
   fetch: FetchLike;
   headers: Record<string, string>;
+  /** SigV4 signer of the calls to the service (never of the PUTs to S3). */
+  sign?: SignRequest | undefined;
   policy: RetryPolicy;
   partConcurrency: number;
   signal: AbortSignal | undefined;
   resumable: boolean;
+  /** With `resumable`, a cancel keeps the session open too (the CLI's Ctrl-C with --state). */
+  keepOnAbort?: boolean;
   /** Bytes of this file acknowledged so far (may go down when a part is retried). */
   onBytes(bytes: number): void;
   onSession?: (state: SessionState) => void;
@@ -62,15 +71,17 @@ export async function uploadDirect(file: DirectFile, ctx: DirectContext, resume?
         size: file.size,
         contentType: file.contentType,
         ...(file.sha256 ? { sha256: file.sha256 } : {}),
+        ...(file.fields && Object.keys(file.fields).length ? { fields: file.fields } : {}),
       },
       headers: ctx.headers,
+      sign: ctx.sign,
       signal,
       what: 'Creating the upload session',
     });
     for (const p of body.parts) urls.set(p.partNumber, p.url);
     state = {
       sessionId: body.sessionId,
-      path: file.path,
+      path: file.path ?? file.name,
       size: file.size,
       mtimeMs: file.mtimeMs,
       key: body.key,
@@ -91,6 +102,7 @@ export async function uploadDirect(file: DirectFile, ctx: DirectContext, resume?
         method: 'DELETE',
         url: sessionUrl(`/${id}`),
         headers: ctx.headers,
+        sign: ctx.sign,
         signal: AbortSignal.timeout(10_000),
         what: 'Aborting the upload session',
       },
@@ -105,6 +117,7 @@ export async function uploadDirect(file: DirectFile, ctx: DirectContext, resume?
       url: sessionUrl(`/${id}/complete`),
       body: { parts },
       headers: ctx.headers,
+      sign: ctx.sign,
       signal,
       what: 'Completing the upload',
     });
@@ -116,7 +129,8 @@ export async function uploadDirect(file: DirectFile, ctx: DirectContext, resume?
     // A refused complete already ended the session on the service's side; a cancel or a
     // non-resumable failure ends it here. A resumable failure keeps it for later.
     const ended = error.code === 'INVALID_SESSION' || error.code === 'SESSION_EXPIRED' || error.status === 422;
-    if (error.kind === 'aborted' || !ctx.resumable) {
+    const keep = ctx.resumable && (error.kind !== 'aborted' || ctx.keepOnAbort === true);
+    if (!keep) {
       if (!ended) await abortSession();
     } else if (!ended) {
       error.sessions.push(structuredClone(state));
@@ -148,7 +162,7 @@ async function sendParts(
   if (ctx.signal?.aborted) onOuterAbort();
   ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
-  let handle: FileHandle | undefined;
+  let handle: SourceReader | undefined;
   let refill: Promise<void> | undefined;
   const queue = [...pending];
 
@@ -164,6 +178,7 @@ async function sendParts(
           url: partsUrl,
           body: { partNumbers: want },
           headers: ctx.headers,
+          sign: ctx.sign,
           signal: stop.signal,
           what: 'Signing part URLs',
         });
@@ -184,7 +199,7 @@ async function sendParts(
       const length = partLength(n, state);
       buffer ??= Buffer.allocUnsafe(state.partSize);
       const part = buffer.subarray(0, length);
-      await readFully(handle!, part, (n - 1) * state.partSize, file.path);
+      await readFully(handle!, part, (n - 1) * state.partSize, file.path ?? file.name);
       const md5 = createHash('md5').update(part).digest('base64');
       let sent = 0;
       const etag = await putPart(
@@ -212,9 +227,8 @@ async function sendParts(
   };
 
   try {
-    handle = await open(file.path, 'r');
-    const stat = await handle.stat();
-    if (stat.size !== file.size) throw changed(file.path);
+    await file.source.checkUnchanged?.();
+    handle = await file.source.open();
     const workers = Array.from({ length: Math.min(ctx.partConcurrency, pending.length) }, () =>
       worker().catch((err: unknown) => {
         firstError ??= err;
@@ -225,34 +239,15 @@ async function sendParts(
     if (firstError !== undefined) {
       throw firstError instanceof UploadClientError ? firstError : fetchFailure(firstError, ctx.signal, 'A part upload');
     }
-    const after = await handle.stat();
-    if (after.size !== file.size || after.mtimeMs !== file.mtimeMs) throw changed(file.path);
+    await file.source.checkUnchanged?.();
   } finally {
     ctx.signal?.removeEventListener('abort', onOuterAbort);
     await handle?.close();
   }
 }
 
-function changed(path: string): UploadClientError {
-  return new UploadClientError('FILE_ERROR', `${path} changed while it was being uploaded`);
-}
-
 function partLength(n: number, state: Pick<SessionState, 'size' | 'partSize' | 'partCount'>): number {
   return n < state.partCount ? state.partSize : state.size - (state.partCount - 1) * state.partSize;
-}
-
-async function readFully(handle: FileHandle, into: Buffer, position: number, path: string): Promise<void> {
-  let got = 0;
-  while (got < into.length) {
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await handle.read(into, got, into.length - got, position + got));
-    } catch (err) {
-      throw new UploadClientError('FILE_ERROR', `Reading ${path} failed: ${String(err)}`, { cause: err });
-    }
-    if (bytesRead === 0) throw changed(path);
-    got += bytesRead;
-  }
 }
 
 /**

@@ -12,7 +12,9 @@ export type ClientErrorCode =
   /** The service answered something that is not its protocol. */
   | 'BAD_RESPONSE'
   /** S3 refused a part PUT (status in `status`). */
-  | 'PART_UPLOAD_FAILED';
+  | 'PART_UPLOAD_FAILED'
+  /** The client was given options it cannot work with (e.g. SigV4 for a host it cannot infer a region from). */
+  | 'INVALID_OPTIONS';
 
 /**
  * The one error the client throws. `code` is the service's error code when the service
@@ -39,16 +41,20 @@ export class UploadClientError extends Error {
   /** 'client': the request or the input was refused or unreadable; 'server': the service or S3 failed; 'aborted'. */
   get kind(): 'client' | 'server' | 'aborted' {
     if (this.code === 'ABORTED') return 'aborted';
-    if (this.code === 'FILE_ERROR') return 'client';
+    if (this.code === 'FILE_ERROR' || this.code === 'INVALID_OPTIONS') return 'client';
+    if (this.code === 'IDEMPOTENCY_IN_PROGRESS') return 'server';
     if (this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429) {
       return 'client';
     }
     return 'server';
   }
 
-  /** Worth another attempt: network failures, 5xx, 408, 429. */
+  /**
+   * Worth another attempt: network failures, 5xx, 408, 429, and a 409 saying the first
+   * request with the same Idempotency-Key still runs (its answer comes to the retry).
+   */
   get retryable(): boolean {
-    if (this.code === 'NETWORK') return true;
+    if (this.code === 'NETWORK' || this.code === 'IDEMPOTENCY_IN_PROGRESS') return true;
     if (this.status === undefined) return false;
     return this.status >= 500 || this.status === 408 || this.status === 429;
   }

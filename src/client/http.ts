@@ -4,6 +4,7 @@
  */
 import type { ErrorBody, ErrorCode } from '../protocol.ts';
 import { UploadClientError } from './errors.ts';
+import { EMPTY_SHA256, sha256Hex, type SignRequest } from './sigv4.ts';
 
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
@@ -103,6 +104,8 @@ export interface JsonCall {
   signal?: AbortSignal;
   /** What the call does, for messages ("Creating the upload session"). */
   what: string;
+  /** SigV4 signer of calls to the service (re-signed on every attempt). */
+  sign?: SignRequest | undefined;
 }
 
 /** One JSON call to the service with retries; resolves with the parsed answer and status. */
@@ -110,14 +113,24 @@ export async function callJson<T>(fetchFn: FetchLike, policy: RetryPolicy, call:
   return withRetries(policy, call.signal, async () => {
     let res: Response;
     try {
+      const body = call.body !== undefined ? JSON.stringify(call.body) : undefined;
+      let headers: Record<string, string> = {
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...call.headers,
+      };
+      if (call.sign) {
+        headers = await call.sign({
+          method: call.method,
+          url: call.url,
+          headers,
+          payloadHash: body !== undefined ? sha256Hex(body) : EMPTY_SHA256,
+        });
+      }
       res = await fetchFn(call.url, {
         method: call.method,
-        headers: {
-          accept: 'application/json',
-          ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...call.headers,
-        },
-        ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}),
+        headers,
+        ...(body !== undefined ? { body } : {}),
         ...(call.signal ? { signal: call.signal } : {}),
       });
     } catch (err) {

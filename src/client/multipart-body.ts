@@ -1,15 +1,16 @@
 /**
- * A `multipart/form-data` body (RFC 7578) streamed from files on disk: a ReadableStream that
- * reads each file in 64 KiB slices only when fetch pulls, so memory does not grow with the
- * files. Its exact length is known up front (sizes from stat), so it goes with a
+ * A `multipart/form-data` body (RFC 7578) streamed from its sources (files on disk, bytes):
+ * a ReadableStream that reads each file in 64 KiB slices only when fetch pulls, so memory
+ * does not grow with the files. Caller fields go first: the service stores the text fields
+ * that come before a file as that file's metadata. Its exact length is known up front (sizes from stat), so it goes with a
  * Content-Length, as API Gateway and proxies prefer.
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { UploadClientError } from './errors.ts';
+import type { ByteSource, SourceReader } from './sources.ts';
 
 export interface BodyFile {
-  path: string;
+  source: ByteSource;
   /** File name sent in Content-Disposition. */
   name: string;
   contentType: string;
@@ -39,11 +40,17 @@ export interface MultipartBody {
   stream(onBytes: (fileIndex: number, bytes: number) => void): ReadableStream<Uint8Array>;
 }
 
-export function multipartBody(files: readonly BodyFile[]): MultipartBody {
+const fieldPart = (boundary: string, name: string, value: string) =>
+  `--${boundary}\r\nContent-Disposition: form-data; name="${name.replace(/["\r\n]/g, '_')}"\r\n\r\n${value}\r\n`;
+
+/** `fields`: text fields sent before the first file, in order (the caller's metadata). */
+export function multipartBody(files: readonly BodyFile[], fields: ReadonlyArray<readonly [string, string]> = []): MultipartBody {
   const boundary = `----s3su-${randomBytes(12).toString('hex')}`;
-  const heads = files.map((f) =>
+  const fieldText = fields.map(([name, value]) => fieldPart(boundary, name, value)).join('');
+  const heads = files.map((f, i) =>
     Buffer.from(
-      (f.sha256 ? `--${boundary}\r\nContent-Disposition: form-data; name="sha256"\r\n\r\n${f.sha256}\r\n` : '') +
+      (i === 0 ? fieldText : '') +
+        (f.sha256 ? `--${boundary}\r\nContent-Disposition: form-data; name="sha256"\r\n\r\n${f.sha256}\r\n` : '') +
         `--${boundary}\r\nContent-Disposition: form-data; name="${f.field.replace(/["\r\n]/g, '_')}"; ${dispositionParams(f.name)}\r\n` +
         `Content-Type: ${f.contentType.replace(/[\r\n]/g, '')}\r\n\r\n`,
       'utf8',
@@ -59,7 +66,7 @@ export function multipartBody(files: readonly BodyFile[]): MultipartBody {
     stream(onBytes) {
       let index = 0;
       let stage: 'head' | 'file' | 'crlf' = 'head';
-      let handle: Awaited<ReturnType<typeof open>> | undefined;
+      let handle: SourceReader | undefined;
       let offset = 0;
       const close = async () => {
         const h = handle;
@@ -79,7 +86,7 @@ export function multipartBody(files: readonly BodyFile[]): MultipartBody {
               controller.enqueue(heads[index]!);
               stage = 'file';
               offset = 0;
-              handle = await open(file.path, 'r');
+              handle = await file.source.open();
               return;
             }
             if (stage === 'file') {
@@ -87,8 +94,8 @@ export function multipartBody(files: readonly BodyFile[]): MultipartBody {
               if (want > 0) {
                 // A fresh buffer per slice: the stream owns what it was given.
                 const buf = Buffer.allocUnsafe(want);
-                const { bytesRead } = await handle!.read(buf, 0, want, offset);
-                if (bytesRead === 0) throw new Error(`${file.path} is shorter than its size when the upload started`);
+                const bytesRead = await handle!.read(buf, 0, want, offset);
+                if (bytesRead === 0) throw new Error(`${file.name} is shorter than its size when the upload started`);
                 offset += bytesRead;
                 onBytes(index, bytesRead);
                 controller.enqueue(buf.subarray(0, bytesRead));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multipartBody, dispositionParams } from '../../../src/client/multipart-body.ts';
+import { pathSource } from '../../../src/client/sources.ts';
 import { createProgressBar, formatBytes, formatDuration } from '../../../src/client/progress-bar.ts';
 import { uploadFiles } from '../../../src/core/upload-files.ts';
 import type { UploadEvent } from '../../../src/protocol.ts';
@@ -36,7 +37,7 @@ describe('multipartBody', () => {
         const path = join(dir, `f${i}`);
         await writeFile(path, data);
         // The second file declares its SHA-256: a `sha256` field goes just before it.
-        return { ...s, path, field: 'file', data, ...(i === 1 ? { sha256: sha256(data) } : {}) };
+        return { ...s, source: pathSource(path, s.size, 0), field: 'file', data, ...(i === 1 ? { sha256: sha256(data) } : {}) };
       }),
     );
     const body = multipartBody(files);

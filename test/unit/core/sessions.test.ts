@@ -184,7 +184,12 @@ describe('session service (in-memory store)', () => {
     const { service, metadata } = memoryStore([], 0);
     const sha = 'ab'.repeat(32);
     const s = await service.create(
-      body({ filename: 'a', size: 1, sha256: sha, fields: { 'Customer ID': 'c-1', Note: 'é', sha256: 'x', big: 'y'.repeat(2000) } }),
+      body({
+        filename: 'a',
+        size: 1,
+        sha256: sha,
+        fields: { 'Customer ID': 'c-1', Note: 'é', sha256: 'x', big: 'y'.repeat(2000) },
+      }),
     );
     expect(metadata[0]).toEqual({ 'original-filename': 'a', sha256: sha, 'customer-id': 'c-1', note: '%C3%A9' });
     expect(s.metadataOmitted).toEqual(['sha256', 'big']);
