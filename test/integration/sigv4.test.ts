@@ -89,7 +89,11 @@ describe.skipIf(!endpoint)('SigV4 through a verifying front: library and CLI, bo
       [
         small,
         { data, name: 'memo.txt' },
-        { stream: Readable.from([streamed.subarray(0, 30_000), streamed.subarray(30_000)]), size: streamed.length, name: 's.bin' },
+        {
+          stream: Readable.from([streamed.subarray(0, 30_000), streamed.subarray(30_000)]),
+          size: streamed.length,
+          name: 's.bin',
+        },
         big,
       ],
       { fields: { customer: 'c-42', 'Order Ref': 'ö-1' } },
@@ -167,7 +171,12 @@ describe.skipIf(!endpoint)('SigV4 through a verifying front: library and CLI, bo
     const sign = createSigner({ region: REGION, credentials: CREDENTIALS }, front.url);
     const body = JSON.stringify({ filename: 'a.bin', size: 6 * MiB });
     const url = `${front.url}/uploads/sessions`;
-    const signed = await sign({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payloadHash: sha256Hex(body) });
+    const signed = await sign({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json' },
+      payloadHash: sha256Hex(body),
+    });
     const send = (headers: Record<string, string>, payload: string) => fetch(url, { method: 'POST', headers, body: payload });
 
     // Same length, one byte changed: the payload hash no longer matches.
@@ -177,7 +186,10 @@ describe.skipIf(!endpoint)('SigV4 through a verifying front: library and CLI, bo
     // A signed header changed.
     expect((await send({ ...signed, 'content-type': 'text/plain' }, body)).status).toBe(403);
     // Another region in the scope.
-    const otherRegion = await createSigner({ region: 'us-east-1', credentials: CREDENTIALS }, front.url)({
+    const otherRegion = await createSigner(
+      { region: 'us-east-1', credentials: CREDENTIALS },
+      front.url,
+    )({
       method: 'POST',
       url,
       headers: {},
@@ -204,7 +216,10 @@ describe.skipIf(!endpoint)('SigV4 through a verifying front: library and CLI, bo
     expect(await listOpenUploads(s3, bucket)).toEqual([]);
   });
 
-  function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function runCli(
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [CLI, ...args], {
         env: {
