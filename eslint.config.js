@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.serverless/', '.esbuild/', '.data/', '.ceph/', 'coverage/', 'bench/results/'] },
+  { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', '.serverless/', '.esbuild/', '.data/', '.ceph/', 'coverage/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

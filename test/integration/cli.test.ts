@@ -1,5 +1,5 @@
 /**
- * The CLI as a calling service runs it: the package packed with `npm pack`, unpacked under a
+ * The CLI as a calling service runs it: packages/client packed with `npm pack`, unpacked under a
  * node_modules/ (where Node will not strip TypeScript, so the bin must run the built bundle),
  * started through its node_modules/.bin link, against the Node server and radosgw.
  * JSON on stdout when piped, exit codes 0 / 1 (client error) / 2 (server error), --token,
@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildCli } from '../../scripts/build.mjs';
+import { buildClientPackage } from '../../scripts/build.mjs';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
@@ -22,7 +22,6 @@ import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY
 
 const endpoint = inject('radosgwEndpoint');
 const MiB = 1024 * 1024;
-const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN = 'cli-test-token-0123456789';
 const BIG = 300 * MiB;
 const PART = 8 * MiB;
@@ -53,18 +52,17 @@ describe.skipIf(!endpoint)('s3-stream-upload CLI (installed from npm pack)', () 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cli-'));
-    // The bundle only (not `npm run build`: other suites run the server bundle meanwhile).
-    await buildCli();
-    const { stdout } = await promisify(execFile)('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
-      cwd: ROOT,
+    // The client package only (not `npm run build`: other suites run the server bundle meanwhile).
+    const { stdout } = await promisify(execFile)('npm', ['pack', '--json', '--pack-destination', dir], {
+      cwd: await buildClientPackage(join(dir, 'client-package')),
     });
     const { filename } = (JSON.parse(stdout) as Array<{ filename: string }>)[0]!;
-    const pkg = join(dir, 'node_modules', 's3-stream-upload');
+    const pkg = join(dir, 'node_modules', '@s3-stream-upload', 'client');
     await mkdir(pkg, { recursive: true });
     await promisify(execFile)('tar', ['-xzf', join(dir, filename), '-C', pkg, '--strip-components=1']);
     await mkdir(join(dir, 'node_modules', '.bin'));
     bin = join(dir, 'node_modules', '.bin', 's3-stream-upload');
-    await symlink('../s3-stream-upload/bin/s3-stream-upload.mjs', bin);
+    await symlink('../@s3-stream-upload/client/bin/s3-stream-upload.js', bin);
 
     s3 = radosgwClient(endpoint);
     bucket = await createTestBucket(s3, uniqueBucketName('cli'));
@@ -225,8 +223,7 @@ describe.skipIf(!endpoint)('s3-stream-upload CLI (installed from npm pack)', () 
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const closed = new Promise((r) => child.on('close', r));
-    // A cancel aborts the session (and clears it from the state file): instead, cut the
-    // process hard, as a crash or a lost machine would.
+    // Cut the process hard, as a crash or a lost machine would (Ctrl-C: cli-interrupt.test.ts).
     for (let i = 0; i < 500; i++) {
       if (existsSync(state)) {
         const saved = JSON.parse(readFileSync(state, 'utf8')) as { sessions: Array<{ parts: unknown[] }> };
