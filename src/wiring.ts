@@ -78,6 +78,8 @@ export function createS3SessionService(
     batchParts: config.sessions.batchParts,
     minPartBytes: config.s3.partBytes,
     maxFileBytes: config.limits.maxFileBytes,
+    maxFields: config.limits.maxFields,
+    maxFieldBytes: config.limits.maxFieldBytes,
     keyPrefix: config.keyPrefix,
     ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
     logger,

@@ -153,7 +153,10 @@ export function createApp(options: AppOptions): App {
               finish(outcomeOf(route.error)),
             );
           case 'session': {
-            const res = await handleSessionRoute(route, req.body, options.sessions);
+            const res = await handleSessionRoute(route, req.body, options.sessions, {
+              uploadedBy: caller,
+              ...(options.prefixByCaller ? { keyPrefix: callerPrefix(caller) } : {}),
+            });
             return fixed(
               { head: { ...res.head, headers: { ...res.head.headers, ...baseHeaders } }, body: res.body },
               // A refused body (too large) was not read to its end: close rather than drain it.

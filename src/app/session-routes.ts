@@ -3,7 +3,7 @@
  */
 import type { Readable } from 'node:stream';
 import { toUploadError, UploadError } from '../core/errors.ts';
-import type { SessionService } from '../core/sessions.ts';
+import type { SessionCaller, SessionService } from '../core/sessions.ts';
 import { errorResponse, jsonResponse, type ResponseHead } from './render.ts';
 import type { SessionRoute } from './routes.ts';
 
@@ -47,6 +47,7 @@ export async function handleSessionRoute(
   route: SessionRoute,
   body: Readable,
   service: SessionService | undefined,
+  caller: SessionCaller = {},
 ): Promise<SessionResponse & { outcome: string; error?: UploadError }> {
   try {
     if (!service) {
@@ -56,15 +57,15 @@ export async function handleSessionRoute(
     const readBody = () => readJson(body);
     switch (route.action) {
       case 'create':
-        return { ...jsonResponse(201, await service.create(readBody)), outcome: 'created' };
+        return { ...jsonResponse(201, await service.create(readBody, caller)), outcome: 'created' };
       case 'parts':
-        return { ...jsonResponse(200, await service.signParts(route.id, readBody)), outcome: 'signed' };
+        return { ...jsonResponse(200, await service.signParts(route.id, readBody, caller)), outcome: 'signed' };
       case 'complete': {
-        const { status, result } = await service.complete(route.id, readBody);
+        const { status, result } = await service.complete(route.id, readBody, caller);
         return { ...jsonResponse(status, result), outcome: status === 201 ? 'completed' : 'already-completed' };
       }
       case 'abort':
-        await service.abort(route.id);
+        await service.abort(route.id, caller);
         return { head: { statusCode: 204, headers: { 'cache-control': 'no-store' } }, body: '', outcome: 'aborted' };
     }
   } catch (err) {

@@ -13,7 +13,7 @@ import type { CompletedPart, PartUrl, StoredFile, UploadResult, UploadSession } 
 import { UploadError } from './errors.ts';
 import { checkFileType, typeAllowed } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
-import { buildFileMetadata, contentDisposition } from './metadata.ts';
+import { buildFileMetadata, contentDisposition, UPLOADED_BY_METADATA_KEY } from './metadata.ts';
 import { parseComplete, parseCreate, parsePartNumbers } from './session-request.ts';
 import type { ListedPart, SessionStore } from './session-store.ts';
 import { signSessionToken, verifySessionToken, type SessionClaims } from './session-token.ts';
@@ -58,11 +58,22 @@ export interface CompleteOutcome {
  */
 export type ReadBody = () => Promise<unknown>;
 
+/** Who calls, as the app knows it. */
+export interface SessionCaller {
+  /** Recorded as the object's `uploaded-by` metadata. */
+  uploadedBy?: string;
+  /**
+   * The caller's own key prefix (below the service's), when objects are kept per caller: new
+   * sessions get keys under it, and a session whose key is elsewhere is not this caller's.
+   */
+  keyPrefix?: string;
+}
+
 export interface SessionService {
-  create(readBody: ReadBody): Promise<UploadSession>;
-  signParts(id: string, readBody: ReadBody): Promise<{ parts: PartUrl[]; expiresAt: string }>;
-  complete(id: string, readBody: ReadBody): Promise<CompleteOutcome>;
-  abort(id: string): Promise<void>;
+  create(readBody: ReadBody, caller?: SessionCaller): Promise<UploadSession>;
+  signParts(id: string, readBody: ReadBody, caller?: SessionCaller): Promise<{ parts: PartUrl[]; expiresAt: string }>;
+  complete(id: string, readBody: ReadBody, caller?: SessionCaller): Promise<CompleteOutcome>;
+  abort(id: string, caller?: SessionCaller): Promise<void>;
 }
 
 const MiB = 1024 * 1024;
@@ -160,9 +171,18 @@ export function createSessionService(options: SessionOptions): SessionService {
     }
   }
 
+  /** The claims of an authentic session of this caller (another caller's session is not found). */
+  function verify(id: string, caller: SessionCaller): { claims: SessionClaims; expired: boolean } {
+    const verified = verifySessionToken(id, secret, store.bucket, nowSeconds());
+    if (caller.keyPrefix !== undefined && !verified.claims.key.startsWith(options.keyPrefix + caller.keyPrefix)) {
+      throw new UploadError('INVALID_SESSION', 'No such upload session');
+    }
+    return verified;
+  }
+
   /** An authentic, unexpired session; an expired one is aborted and refused. */
-  async function open(id: string): Promise<SessionClaims> {
-    const { claims, expired } = verifySessionToken(id, secret, store.bucket, nowSeconds());
+  async function open(id: string, caller: SessionCaller): Promise<SessionClaims> {
+    const { claims, expired } = verify(id, caller);
     if (expired) {
       await abortQuietly(claims, 'expired');
       throw new UploadError('SESSION_EXPIRED', `The upload session expired at ${iso(claims.exp)}; start a new one`);
@@ -242,7 +262,7 @@ export function createSessionService(options: SessionOptions): SessionService {
   }
 
   return {
-    async create(readBody) {
+    async create(readBody, caller = {}) {
       const input = parseCreate(await readBody(), fieldLimits);
       if (input.size > options.maxFileBytes) {
         throw new UploadError(
@@ -257,13 +277,14 @@ export function createSessionService(options: SessionOptions): SessionService {
         );
       }
       const { partSize, partCount } = choosePartSize(input.size, options.minPartBytes);
-      const key = buildKey(options.keyPrefix, newId(), input.filename);
+      const key = buildKey(options.keyPrefix + (caller.keyPrefix ?? ''), newId(), input.filename);
       // Caller fields get the stream-through lane's rules (same encoding, same 2 KB budget,
       // same reserved keys); `sha256` goes first so that no field can take its place.
-      const { metadata, omitted } = buildFileMetadata(input.filename, [
-        ...(input.sha256 ? ([['sha256', input.sha256]] as const) : []),
-        ...input.fields,
-      ]);
+      const { metadata, omitted } = buildFileMetadata(
+        input.filename,
+        [...(input.sha256 ? ([['sha256', input.sha256]] as const) : []), ...input.fields],
+        caller.uploadedBy !== undefined ? { [UPLOADED_BY_METADATA_KEY]: caller.uploadedBy } : {},
+      );
       const uploadId = await store.createMultipart({
         key,
         contentType: input.contentType,
@@ -305,14 +326,14 @@ export function createSessionService(options: SessionOptions): SessionService {
       };
     },
 
-    async signParts(id, readBody) {
-      const claims = await open(id);
+    async signParts(id, readBody, caller = {}) {
+      const claims = await open(id, caller);
       const wanted = parsePartNumbers(await readBody(), countParts(claims.size, claims.partSize));
       return { parts: await presign(claims, wanted.slice(0, batchParts)), expiresAt: iso(claims.exp) };
     },
 
-    async complete(id, readBody) {
-      const claims = await open(id);
+    async complete(id, readBody, caller = {}) {
+      const claims = await open(id, caller);
       try {
         const parts = parseComplete(await readBody(), countParts(claims.size, claims.partSize));
         return await completeVerified(claims, parts);
@@ -324,9 +345,9 @@ export function createSessionService(options: SessionOptions): SessionService {
       }
     },
 
-    async abort(id) {
+    async abort(id, caller = {}) {
       // An expired session may still be aborted (that is all it is good for).
-      const { claims } = verifySessionToken(id, secret, store.bucket, nowSeconds());
+      const { claims } = verify(id, caller);
       await store.abort(claims.key, claims.uploadId);
     },
   };

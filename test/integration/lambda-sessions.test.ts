@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { restEvent, urlEvent } from '../../scripts/make-events.mjs';
+import { CALLER_ARN, restEvent, urlEvent } from '../../scripts/make-events.mjs';
 import type { UploadResult, UploadSession } from '../../src/protocol.ts';
 import { objectSha256 } from '../helpers/generated-file.ts';
 import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
@@ -147,6 +147,9 @@ describe.each(stores.map((start, i) => [i === 0 ? 's3rver' : 'radosgw', start] a
         expect(done.status).toBe(201);
         expect(done.body.files[0]).toMatchObject({ key: created.body.key, size, sha256, filename: 'big.bin' });
         expect(await objectSha256(store.client, store.bucket, created.body.key)).toEqual({ sha256, size });
+        // The IAM principal that signed the session's create is recorded on the object.
+        const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: created.body.key }));
+        expect(decodeURIComponent(head.Metadata?.['uploaded-by'] ?? '')).toBe(CALLER_ARN);
         expect(await openUploads()).toEqual([]);
       });
 

@@ -195,6 +195,22 @@ describe('session service (in-memory store)', () => {
     expect(s.metadataOmitted).toEqual(['sha256', 'big']);
   });
 
+  it("records the caller as uploaded-by, keeps its keys under its prefix, and does not let another caller's id in", async () => {
+    const { service, metadata, calls } = memoryStore([], 0);
+    const billing = { uploadedBy: 'arn:aws:sts::1:assumed-role/billing/s', keyPrefix: '1-billing/' };
+    const s = await service.create(body({ filename: 'a', size: 1 }), billing);
+    expect(s.key).toBe('uploads/1-billing/id-1/a');
+    expect(metadata[0]).toMatchObject({ 'uploaded-by': encodeURIComponent(billing.uploadedBy) });
+    const reports = { uploadedBy: 'token:reports', keyPrefix: 'reports/' };
+    await expect(service.signParts(s.sessionId, body({ partNumbers: [1] }), reports)).rejects.toMatchObject({
+      code: 'INVALID_SESSION',
+    });
+    await expect(service.abort(s.sessionId, reports)).rejects.toMatchObject({ code: 'INVALID_SESSION' });
+    expect(calls).toEqual(['create']);
+    await service.abort(s.sessionId, billing);
+    expect(calls).toEqual(['create', 'abort']);
+  });
+
   it('store without ListParts: completes, then a wrong size found by HeadObject deletes the object', async () => {
     const { service, calls } = memoryStore(undefined, 12 * MiB + 1);
     const s = await service.create(body({ filename: 'a', size: 12 * MiB }));
