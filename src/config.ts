@@ -137,6 +137,21 @@ export interface Config {
     /** `UPLOAD_DEADLINE_MARGIN_MS`: time kept back from Lambda's timeout to abort cleanly. Default 3000. */
     readonly deadlineMarginMs: number;
   };
+  /** Idempotent retries of `POST /uploads` (`Idempotency-Key`); records under `<UPLOAD_KEY_PREFIX>.idempotency/`. */
+  readonly idempotency: {
+    /**
+     * `UPLOAD_IDEMPOTENCY_TTL_SECONDS`: how long a completed request's answer is replayed to a
+     * retry with the same key, s, 60..2592000. Default 86400 (24 h); match the bucket's
+     * lifecycle expiry of the records to it.
+     */
+    readonly ttlSeconds: number;
+    /**
+     * `UPLOAD_IDEMPOTENCY_STALE_SECONDS`: a running request refreshes its record every quarter of
+     * this; one not refreshed for this long died (killed process, Lambda timeout) and a retry
+     * takes its key over, s, 10..3600. Default 120.
+     */
+    readonly staleSeconds: number;
+  };
   /** Upload sessions: the direct-to-S3 lane (`POST /uploads/sessions`). */
   readonly sessions: {
     /**
@@ -352,6 +367,10 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),
       deadlineMarginMs: int('UPLOAD_DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+    },
+    idempotency: {
+      ttlSeconds: int('UPLOAD_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 2_592_000),
+      staleSeconds: int('UPLOAD_IDEMPOTENCY_STALE_SECONDS', 120, 10, 3600),
     },
     sessions: {
       secret: sessionSecret,

@@ -5,6 +5,11 @@
 
 /** Content type of the streamed progress response (`Accept: application/x-ndjson`). */
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
+/** Request header that makes `POST /uploads` safe to retry (1..255 printable ASCII characters). */
+export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+/** Response header set to `true` on an answer replayed from an earlier request with the same key. */
+export const IDEMPOTENT_REPLAYED_HEADER = 'idempotent-replayed';
+
 /** Content type of the default (buffered) JSON response. */
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
@@ -49,6 +54,10 @@ export const ERROR_STATUS = {
   SIZE_MISMATCH: 422,
   /** The parts sent to complete a session are missing, extra, of the wrong size or ETag. */
   PART_MISMATCH: 422,
+  /** An `Idempotency-Key` already used by this caller for a different request: use a new key. */
+  IDEMPOTENCY_KEY_REUSED: 422,
+  /** A request with this `Idempotency-Key` is still running: retry after `Retry-After` seconds. */
+  IDEMPOTENCY_IN_PROGRESS: 409,
   /** The caller went away before the request finished (never seen by that caller). */
   CLIENT_CLOSED_REQUEST: 499,
   /** Unexpected failure; details are logged, never sent. */

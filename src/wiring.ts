@@ -15,6 +15,13 @@ import { createS3SessionStore } from './storage/s3-sessions.ts';
 import type { MemoryBudget } from './core/memory-budget.ts';
 import { createApp, type App, type AppMetrics } from './app/app.ts';
 import type { Logger } from './logger.ts';
+import { createIdempotency } from './app/idempotency.ts';
+import { createS3IdempotencyStore } from './storage/s3-idempotency.ts';
+
+/** Where idempotency records live, under the upload prefix (the IAM grant and lifecycle rule cover it). */
+export function idempotencyPrefix(config: Config): string {
+  return `${config.keyPrefix}.idempotency/`;
+}
 
 export interface WiringOptions extends S3ClientOptions {
   /** Time budget for clean-up calls after a failure, ms (see S3SinkOptions). */
@@ -110,9 +117,16 @@ export function createServiceApp(config: Config, options: ServiceAppOptions): { 
   const sessions: SessionService | undefined = options.sessionSecret
     ? createS3SessionService(config, client, options.sessionSecret, logger, options.s3)
     : undefined;
+  const idempotency = createIdempotency({
+    store: createS3IdempotencyStore({ client, bucket: config.s3.bucket, prefix: idempotencyPrefix(config), logger }),
+    ttlSeconds: config.idempotency.ttlSeconds,
+    staleSeconds: config.idempotency.staleSeconds,
+    logger,
+  });
   const app = createApp({
     upload,
     logger,
+    idempotency,
     authTokens: config.authTokens,
     prefixByCaller: config.prefixByCaller,
     ...(sessions ? { sessions } : {}),

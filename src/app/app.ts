@@ -10,13 +10,14 @@ import type { Readable } from 'node:stream';
 import { UploadError } from '../core/errors.ts';
 import type { SessionService } from '../core/sessions.ts';
 import { uploadFiles, type UploadDeps } from '../core/upload-files.ts';
-import type { StoredFile, UploadEvent } from '../protocol.ts';
+import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, type StoredFile, type UploadEvent } from '../protocol.ts';
 import type { Logger } from '../logger.ts';
 import { callerPrefix, createAuthenticator } from './auth.ts';
 import { UPLOADED_BY_METADATA_KEY } from '../core/metadata.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './render.ts';
 import { matchRoute, OPEN_ROUTES, type Route } from './routes.ts';
 import { handleSessionRoute } from './session-routes.ts';
+import { runAdmitted, type AdmittedUpload, type Idempotency } from './idempotency.ts';
 
 export interface AppRequest {
   method: string;
@@ -90,6 +91,8 @@ export interface AppOptions {
   metrics?: AppMetrics;
   /** Put each caller's objects under `<keyPrefix><caller>/` (see callerPrefix). Default false. */
   prefixByCaller?: boolean;
+  /** Idempotent retries (`Idempotency-Key`, see idempotency.ts); without it the header is ignored. */
+  idempotency?: Idempotency;
 }
 
 export interface App {
@@ -196,20 +199,36 @@ export function createApp(options: AppOptions): App {
       return fixed(errorResponse(error, baseHeaders), 'close', () => finish(outcomeOf(error), { bodyBytes: req.bodyBytes }));
     }
 
+    // A keyed request is admitted (it owns the key, or replays its answer) or refused (409, 400).
+    const idempotencyKey = req.headers[IDEMPOTENCY_KEY_HEADER];
+    const admission =
+      options.idempotency && idempotencyKey !== undefined ? await options.idempotency.admit(caller, idempotencyKey) : undefined;
+    if (admission?.kind === 'refused') {
+      const { error, outcome } = admission;
+      return fixed(errorResponse(error, { ...baseHeaders, ...admission.headers }), 'close', () =>
+        finish(outcomeOf(error), outcome ? { idempotency: outcome } : {}, error),
+      );
+    }
+
     let terminal: UploadEvent | undefined;
     let filesStarted = 0;
     const keyPrefix = options.prefixByCaller ? options.upload.keyPrefix + callerPrefix(caller) : options.upload.keyPrefix;
-    const events = uploadFiles(
-      { headers: req.headers, body: req.body, signal: req.signal, metadata: { [UPLOADED_BY_METADATA_KEY]: caller } },
-      { ...options.upload, keyPrefix, logger },
-    );
+    const start = (deps: UploadDeps) =>
+      uploadFiles(
+        { headers: req.headers, body: req.body, signal: req.signal, metadata: { [UPLOADED_BY_METADATA_KEY]: caller } },
+        deps,
+      );
+    const admitted: AdmittedUpload | undefined = admission && runAdmitted(admission, { ...options.upload, keyPrefix, logger }, start);
+    const events = admitted ? admitted.events : start({ ...options.upload, keyPrefix, logger });
     const pieces = renderUpload(events, responseMode(req.headers['accept']), (e) => {
       if (e.type === 'file-started') filesStarted++;
       if (e.type === 'done' || e.type === 'error') terminal = e;
     })[Symbol.asyncIterator]();
 
     const report = (status: number): void => {
-      const files: StoredFile[] = terminal?.type === 'done' ? terminal.files : [];
+      const idempotency = admitted?.outcome();
+      // A replay stores nothing: its files are the first request's.
+      const files: StoredFile[] = terminal?.type === 'done' && idempotency !== 'replayed' ? terminal.files : [];
       const error = terminal?.type === 'error' ? new UploadError(terminal.code, terminal.message) : undefined;
       finish(
         {
@@ -222,6 +241,7 @@ export function createApp(options: AppOptions): App {
         {
           files: files.map((f) => ({ key: f.key, size: f.size })),
           bodyBytes: req.bodyBytes ?? contentLength(req.headers),
+          ...(idempotency ? { idempotency } : {}),
         },
         error,
       );
@@ -236,7 +256,11 @@ export function createApp(options: AppOptions): App {
     const head = first.value.head;
     return {
       status: head.statusCode,
-      headers: { ...head.headers, ...baseHeaders },
+      headers: {
+        ...head.headers,
+        ...baseHeaders,
+        ...(admitted?.outcome() === 'replayed' ? { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } : {}),
+      },
       unreadBody: 'drain',
       body: (async function* () {
         try {

@@ -8,7 +8,7 @@
  * and every file it had stored was deleted (the error names any that could not be).
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Fields, StoredFile, UploadEvent } from '../protocol.ts';
+import type { Fields, StoredFile, UploadEvent, UploadResult } from '../protocol.ts';
 import { errorPayload, toUploadError, UploadError } from './errors.ts';
 import { EventChannel } from './event-channel.ts';
 import { FileChecks, parseSha256 } from './file-checks.ts';
@@ -63,7 +63,23 @@ export interface UploadDeps {
   sha256?: boolean;
   /** Called with the length of every body chunk as it is read (the GC pacer, src/gc-pacer.ts). */
   onBodyBytes?: (bytes: number) => void;
+  /**
+   * Called with every part in the order the body holds them, before a file's bytes are read
+   * (the request fingerprint of idempotent retries, src/app/idempotency.ts).
+   */
+  onPart?: (part: ParsedPart) => void;
+  /**
+   * Called once every file is stored, before `done`. A rejection fails the request the
+   * all-or-nothing way (stored files deleted), so nothing is answered as stored that the
+   * caller (the idempotency record) could not commit.
+   */
+  commit?: (result: UploadResult) => Promise<void>;
 }
+
+/** A part as parsed: a text field, or a file (its bytes go to the sink). */
+export type ParsedPart =
+  | { kind: 'field'; name: string; value: string }
+  | { kind: 'file'; field: string; filename: string; contentType: string };
 
 const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 /** Text field carrying the expected SHA-256 of the file part that follows it. */
@@ -150,8 +166,10 @@ async function runPipeline(
           }
         }
         fieldList.push([name, value]);
+        deps.onPart?.({ kind: 'field', name, value });
       },
       file(part) {
+        deps.onPart?.({ kind: 'file', field: part.field, filename: part.filename, contentType: part.mimeType });
         const index = stored.length;
         stored.push(undefined);
         const expected = pendingSha256;
@@ -201,7 +219,9 @@ async function runPipeline(
     if (failure) throw failure;
 
     const files = stored.filter((f): f is StoredFile => f !== undefined);
-    return { type: 'done', files, fields: collectFields(fieldList) };
+    const result: UploadResult = { files, fields: collectFields(fieldList) };
+    await deps.commit?.(result);
+    return { type: 'done', ...result };
   } catch (err) {
     const error = toUploadError(err);
     await Promise.allSettled(inFlight);

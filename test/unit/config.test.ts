@@ -242,3 +242,23 @@ describe('upload session settings', () => {
     expect(problems({ UPLOAD_SESSION_SECRET: 'tiny-secret' }).join('\n')).not.toContain('tiny-secret');
   });
 });
+
+describe('idempotency settings', () => {
+  it('default: answers replayed for 24 h, a running request stale after 120 s without a refresh', () => {
+    expect(loadConfig({}).idempotency).toEqual({ ttlSeconds: 86_400, staleSeconds: 120 });
+  });
+
+  it('reads UPLOAD_IDEMPOTENCY_TTL_SECONDS and UPLOAD_IDEMPOTENCY_STALE_SECONDS', () => {
+    const c = loadConfig({ UPLOAD_IDEMPOTENCY_TTL_SECONDS: '2592000', UPLOAD_IDEMPOTENCY_STALE_SECONDS: '10' });
+    expect(c.idempotency).toEqual({ ttlSeconds: 2_592_000, staleSeconds: 10 });
+  });
+
+  it.each([
+    [{ UPLOAD_IDEMPOTENCY_TTL_SECONDS: '59' }, /UPLOAD_IDEMPOTENCY_TTL_SECONDS must be between 60 and 2592000/],
+    [{ UPLOAD_IDEMPOTENCY_TTL_SECONDS: '1d' }, /UPLOAD_IDEMPOTENCY_TTL_SECONDS must be a whole number/],
+    [{ UPLOAD_IDEMPOTENCY_STALE_SECONDS: '9' }, /UPLOAD_IDEMPOTENCY_STALE_SECONDS must be between 10 and 3600/],
+    [{ UPLOAD_IDEMPOTENCY_STALE_SECONDS: '3601' }, /UPLOAD_IDEMPOTENCY_STALE_SECONDS must be between 10 and 3600/],
+  ])('refuses %j', (env, message) => {
+    expect(problems(env)).toEqual([expect.stringMatching(message)]);
+  });
+});
