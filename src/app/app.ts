@@ -218,7 +218,8 @@ export function createApp(options: AppOptions): App {
         { headers: req.headers, body: req.body, signal: req.signal, metadata: { [UPLOADED_BY_METADATA_KEY]: caller } },
         deps,
       );
-    const admitted: AdmittedUpload | undefined = admission && runAdmitted(admission, { ...options.upload, keyPrefix, logger }, start);
+    const admitted: AdmittedUpload | undefined =
+      admission && runAdmitted(admission, { ...options.upload, keyPrefix, logger }, start);
     const events = admitted ? admitted.events : start({ ...options.upload, keyPrefix, logger });
     const pieces = renderUpload(events, responseMode(req.headers['accept']), (e) => {
       if (e.type === 'file-started') filesStarted++;

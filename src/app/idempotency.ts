@@ -185,11 +185,15 @@ export function createFingerprint(): { onPart: (part: ParsedPart) => void; diges
   const hash = createHash('sha256');
   return {
     onPart(part) {
-      const entry = part.kind === 'field' ? [part.kind, part.name, part.value] : [part.kind, part.field, part.filename, part.contentType];
+      const entry =
+        part.kind === 'field' ? [part.kind, part.name, part.value] : [part.kind, part.field, part.filename, part.contentType];
       hash.update(JSON.stringify(entry) + '\n');
     },
     digest(result) {
-      return hash.copy().update(JSON.stringify(result.files.map((f) => [f.size, f.sha256]))).digest('hex');
+      return hash
+        .copy()
+        .update(JSON.stringify(result.files.map((f) => [f.size, f.sha256])))
+        .digest('hex');
     },
   };
 }

@@ -78,8 +78,7 @@ export interface UploadDeps {
 
 /** A part as parsed: a text field, or a file (its bytes go to the sink). */
 export type ParsedPart =
-  | { kind: 'field'; name: string; value: string }
-  | { kind: 'file'; field: string; filename: string; contentType: string };
+  { kind: 'field'; name: string; value: string } | { kind: 'file'; field: string; filename: string; contentType: string };
 
 const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 /** Text field carrying the expected SHA-256 of the file part that follows it. */

@@ -57,9 +57,12 @@ export function createS3IdempotencyStore(options: S3IdempotencyStoreOptions): Id
     probed ??= probeConditionalWrites(client, bucket, prefix).then(
       (found) => {
         if (!found.ifNoneMatch || found.ifMatch === 'none') {
-          logger?.warn('the object store does not honour every S3 conditional write: idempotency keys are safe within one process only', {
-            ...found,
-          });
+          logger?.warn(
+            'the object store does not honour every S3 conditional write: idempotency keys are safe within one process only',
+            {
+              ...found,
+            },
+          );
         }
         return found;
       },
