@@ -54,10 +54,6 @@ export const ERROR_STATUS = {
   SIZE_MISMATCH: 422,
   /** The parts sent to complete a session are missing, extra, of the wrong size or ETag. */
   PART_MISMATCH: 422,
-  /** An `Idempotency-Key` already used by this caller for a different request: use a new key. */
-  IDEMPOTENCY_KEY_REUSED: 422,
-  /** A request with this `Idempotency-Key` is still running: retry after `Retry-After` seconds. */
-  IDEMPOTENCY_IN_PROGRESS: 409,
   /** The caller went away before the request finished (never seen by that caller). */
   CLIENT_CLOSED_REQUEST: 499,
   /** Unexpected failure; details are logged, never sent. */
