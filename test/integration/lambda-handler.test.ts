@@ -153,7 +153,11 @@ describe('observability', () => {
     const event = loadEvent('rest-two-files.json');
     expect((await invoke(logged, event, { requestId: 'req-42' })).statusCode).toBe(201);
     // The function's stdout, as Lambda hands it to CloudWatch (the pipe may lag the response).
-    const stdout = () => logged.logs().filter((l) => l.stream === 'stdout').map((l) => l.line);
+    const stdout = () =>
+      logged
+        .logs()
+        .filter((l) => l.stream === 'stdout')
+        .map((l) => l.line);
     await vi.waitFor(() => expect(stdout().some((l) => l.includes('UploadedBytes'))).toBe(true));
     const lines = stdout();
     const records = lines.flatMap((l) => l.trim().split('\n')).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -207,14 +211,13 @@ describe('deadline', () => {
     const stalled = await loadFunction({
       ...fnEnv(),
       S3_ENDPOINT: `http://127.0.0.1:${port}`,
-      UPLOAD_DEADLINE_MARGIN_MS: '2000',
+      UPLOAD_DEADLINE_MARGIN_MS: '3000',
     });
     const event = loadEvent('url-two-files.json');
-    const timeoutMs = 4000;
-    const t0 = Date.now();
-    const res = await invoke(stalled, mode === 'ndjson' ? withAccept(event, 'application/x-ndjson') : event, { timeoutMs });
-    const elapsed = Date.now() - t0;
-    expect(elapsed).toBeLessThan(timeoutMs);
+    // The Runtime API kills the sandbox at the deadline, as Lambda does: an answer that came
+    // before it is what the margin is for.
+    const res = await invoke(stalled, mode === 'ndjson' ? withAccept(event, 'application/x-ndjson') : event, { timeoutMs: 6000 });
+    expect(res.timedOut).toBe(false);
     expect(res.streamEndedBeforeReturn).toBe(true);
     if (mode === 'json') {
       expect(res.statusCode).toBe(504);
