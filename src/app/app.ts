@@ -15,6 +15,7 @@ import type { Logger } from '../logger.ts';
 import { callerPrefix, createAuthenticator } from './auth.ts';
 import { UPLOADED_BY_METADATA_KEY } from '../core/metadata.ts';
 import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './render.ts';
+import { OPENAPI_DOCUMENT } from './openapi.ts';
 import { matchRoute, OPEN_ROUTES, type Route } from './routes.ts';
 import { handleSessionRoute } from './session-routes.ts';
 import { runAdmitted, type AdmittedUpload, type Idempotency } from './idempotency.ts';
@@ -151,6 +152,8 @@ export function createApp(options: AppOptions): App {
         switch (route.kind) {
           case 'health':
             return fixed(jsonResponse(200, { status: 'ok' }, baseHeaders), 'drain', () => finish(plain('ok', 200)));
+          case 'openapi':
+            return fixed(jsonResponse(200, OPENAPI_DOCUMENT, baseHeaders), 'drain', () => finish(plain('ok', 200)));
           case 'error':
             return fixed(errorResponse(route.error, { ...baseHeaders, ...route.headers }), 'close', () =>
               finish(outcomeOf(route.error)),

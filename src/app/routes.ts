@@ -7,33 +7,37 @@
  *   POST   /uploads/sessions/{id}/complete   complete   201 (200 when already completed)
  *   DELETE /uploads/sessions/{id}            abort      204
  *   GET    /healthz                          liveness   200
+ *   GET    /openapi.json                     contract   200 (src/app/openapi.ts)
  */
 import { UploadError } from '../core/errors.ts';
 import { SESSIONS_PATH } from '../protocol.ts';
 
 export const UPLOADS_PATH = '/uploads';
 export const HEALTH_PATH = '/healthz';
+export const OPENAPI_PATH = '/openapi.json';
 
 export type SessionAction = 'create' | 'parts' | 'complete' | 'abort';
 
 export type Route =
   | { kind: 'upload' }
   | { kind: 'health' }
+  | { kind: 'openapi' }
   | { kind: 'session'; action: SessionAction; /** The session id from the path ('' for create). */ id: string }
   | { kind: 'error'; error: UploadError; headers: Record<string, string> };
 
 export type SessionRoute = Extract<Route, { kind: 'session' }>;
 
-/** Routes that answer without credentials (probes). */
-export const OPEN_ROUTES: ReadonlySet<Route['kind']> = new Set(['health']);
+/** Routes that answer without credentials (probes, and the contract callers generate clients from). */
+export const OPEN_ROUTES: ReadonlySet<Route['kind']> = new Set(['health', 'openapi']);
 
 const ID = '([A-Za-z0-9_.-]{1,8192})';
 
 type Entry = { pattern: RegExp; method: string; route: (id: string) => Route };
 
-const TABLE: Entry[] = [
+export const TABLE: readonly Entry[] = [
   { pattern: /^\/uploads$/, method: 'POST', route: () => ({ kind: 'upload' }) },
   { pattern: /^\/healthz$/, method: 'GET', route: () => ({ kind: 'health' }) },
+  { pattern: /^\/openapi\.json$/, method: 'GET', route: () => ({ kind: 'openapi' }) },
   { pattern: new RegExp(`^${SESSIONS_PATH}$`), method: 'POST', route: () => session('create', '') },
   { pattern: new RegExp(`^${SESSIONS_PATH}/${ID}/parts$`), method: 'POST', route: (id) => session('parts', id) },
   { pattern: new RegExp(`^${SESSIONS_PATH}/${ID}/complete$`), method: 'POST', route: (id) => session('complete', id) },
