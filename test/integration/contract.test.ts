@@ -15,8 +15,10 @@ import type { App } from '../../src/app/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
+import { expectConforming } from '../helpers/openapi-conformance.ts';
 import { BOUNDARY, buildMultipart, CONTENT_TYPE, generatedBytes, sha256, type Part } from '../helpers/multipart.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
+import type { SignPartsResult, UploadResult, UploadSession } from '../../src/protocol.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -46,6 +48,7 @@ const tokenTransports: Record<string, Transport> = {};
 /** Lambda events signed by CALLER_ARN, tokens configured: the verified principal is the caller. */
 const iamTransports: Record<string, Transport> = {};
 const TOKENS = { UPLOAD_AUTH_TOKENS: 'billing:billing-token-0123456789' };
+const SESSION_SECRET = 'contract-session-secret-0123456789abcdef';
 
 /** The app called directly: what both adapters translate to and from. */
 function appTransport(app: App): Transport {
@@ -77,7 +80,7 @@ const LIMITS = {
 
 beforeAll(async () => {
   s3 = await startS3rver();
-  const env = { UPLOAD_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, ...LIMITS };
+  const env = { UPLOAD_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, UPLOAD_SESSION_SECRET: SESSION_SECRET, ...LIMITS };
   server = await startServer(loadConfig({ ...env, PORT: '0' }), {
     s3: { credentials: S3RVER_CREDENTIALS },
     logger: createLogger('silent'),
@@ -97,7 +100,7 @@ beforeAll(async () => {
   transports['node'] = nodeTransport(server);
   transports['node, lib-storage uploader'] = nodeTransport(libStorageServer);
   const appConfig = (extra: Record<string, string> = {}) => loadConfig({ ...env, ...extra });
-  const appOptions = { logger: createLogger('silent'), s3: { credentials: S3RVER_CREDENTIALS } };
+  const appOptions = { logger: createLogger('silent'), s3: { credentials: S3RVER_CREDENTIALS }, sessionSecret: SESSION_SECRET };
   transports['app (no sockets)'] = appTransport(createServiceApp(appConfig(), appOptions).app);
   tokenTransports['app (no sockets)'] = appTransport(createServiceApp(appConfig(TOKENS), appOptions).app);
   tokenServer = await startServer(loadConfig({ ...env, ...TOKENS, PORT: '0' }), {
@@ -123,7 +126,21 @@ beforeAll(async () => {
     tokenTransports[name] = lambdaTransport(tokenHandler, make, null);
     iamTransports[name] = lambdaTransport(tokenHandler, make, CALLER_ARN);
   }
+  // Every answer of every transport is held to the OpenAPI document (openapi.json).
+  for (const set of [transports, tokenTransports, iamTransports]) {
+    for (const [name, transport] of Object.entries(set)) set[name] = conforming(transport);
+  }
 });
+
+function conforming(transport: Transport): Transport {
+  return {
+    async send(req) {
+      const res = await transport.send(req);
+      expectConforming({ method: req.method ?? 'POST', path: req.path ?? '/uploads' }, res);
+      return res;
+    },
+  };
+}
 
 afterAll(async () => {
   await closeFunctions();
@@ -240,6 +257,12 @@ describe.each(['app (no sockets)', 'node', 'node, lib-storage uploader', 'lambda
       const res = await send({ method: 'GET', path: '/healthz' });
       expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
     });
+
+    it('serves its OpenAPI document', async () => {
+      const res = await send({ method: 'GET', path: '/openapi.json' });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toMatchObject({ openapi: '3.1.1', paths: { '/uploads': {} } });
+    });
   },
 );
 
@@ -289,3 +312,64 @@ describe.each(['lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract, IAM
     expect(await uploadedBy(files[0]!.key)).toBe(CALLER_ARN);
   });
 });
+
+describe.each(['app (no sockets)', 'node', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
+  'contract, sessions: %s',
+  (name) => {
+    const send = (req: Request) => transports[name]!.send(req);
+    const json = (method: string, path: string, body: unknown): Request => ({
+      method,
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+    });
+
+    it('create, sign, PUT straight to S3, complete: the object is byte-exact', async () => {
+      const data = Buffer.concat([...generatedBytes(3 * KiB, 7)]);
+      const created = await send(json('POST', '/uploads/sessions', { filename: 'direct.bin', size: data.length }));
+      expect(created.status).toBe(201);
+      const session = JSON.parse(created.body) as UploadSession;
+      expect(session).toMatchObject({ size: data.length, partCount: 1, bucket: s3.bucket });
+      const signed = await send(json('POST', `/uploads/sessions/${session.sessionId}/parts`, { partNumbers: [1] }));
+      expect(signed.status).toBe(200);
+      const { parts } = JSON.parse(signed.body) as SignPartsResult;
+      const put = await fetch(parts[0]!.url, { method: 'PUT', body: data });
+      expect(put.status).toBe(200);
+      const complete = json('POST', `/uploads/sessions/${session.sessionId}/complete`, {
+        parts: [{ partNumber: 1, etag: put.headers.get('etag')! }],
+      });
+      const done = await send(complete);
+      expect(done.status).toBe(201);
+      const { files } = JSON.parse(done.body) as UploadResult;
+      expect(files[0]).toMatchObject({ key: session.key, size: data.length, filename: 'direct.bin' });
+      expect(await readSha(session.key)).toBe(sha256(data));
+    });
+
+    it.each<[string, number, string, () => Request]>([
+      ['a body that is not JSON', 400, 'BAD_REQUEST', () => json('POST', '/uploads/sessions', '{')],
+      ['an empty file', 400, 'BAD_REQUEST', () => json('POST', '/uploads/sessions', { filename: 'e', size: 0 })],
+      ['a file over the limit', 413, 'FILE_TOO_LARGE', () => json('POST', '/uploads/sessions', { filename: 'b', size: 2 * MiB })],
+      ['a forged id', 404, 'INVALID_SESSION', () => json('POST', '/uploads/sessions/forged.id/parts', { partNumbers: [1] })],
+      [
+        'complete with a forged id',
+        404,
+        'INVALID_SESSION',
+        () => json('POST', '/uploads/sessions/forged.id/complete', { parts: [] }),
+      ],
+      ['abort with a forged id', 404, 'INVALID_SESSION', () => ({ method: 'DELETE', path: '/uploads/sessions/forged.id' })],
+      ['the wrong method', 405, 'METHOD_NOT_ALLOWED', () => ({ method: 'GET', path: '/uploads/sessions' })],
+    ])('%s -> %i %s', async (_label, status, code, req) => {
+      const res = await send(req());
+      expect(res.status).toBe(status);
+      expect(JSON.parse(res.body)).toMatchObject({ error: { code } });
+    });
+
+    it('abort: s3rver does not implement AbortMultipartUpload, so the answer is 502 STORAGE_FAILED', async () => {
+      const created = await send(json('POST', '/uploads/sessions', { filename: 'gone.bin', size: 10 }));
+      const { sessionId } = JSON.parse(created.body) as UploadSession;
+      const res = await send({ method: 'DELETE', path: `/uploads/sessions/${sessionId}` });
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'STORAGE_FAILED' } });
+    });
+  },
+);
