@@ -16,6 +16,7 @@ import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
 import { buildMultipart, CONTENT_TYPE, generatedBytes } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
 import { startS3rver } from '../helpers/s3rver.ts';
+import { expectConforming } from '../helpers/openapi-conformance.ts';
 
 const radosgw = inject('radosgwEndpoint');
 const MiB = 1024 * 1024;
@@ -45,6 +46,7 @@ async function call<T>(handler: Handler, make: MakeEvent, method: string, path: 
     }),
   );
   expect(res.streamEndedBeforeReturn).toBe(true);
+  expectConforming({ method, path }, { status: res.statusCode!, headers: res.headers, body: res.body });
   return { status: res.statusCode!, body: (res.body ? JSON.parse(res.body) : undefined) as T };
 }
 

@@ -22,6 +22,7 @@ import { startServer, type RunningServer } from '../../src/server.ts';
 import { objectSha256 } from '../helpers/generated-file.ts';
 import { generatedBytes } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
+import { expectConforming } from '../helpers/openapi-conformance.ts';
 
 const endpoint = inject('radosgwEndpoint');
 const MiB = 1024 * 1024;
@@ -72,6 +73,7 @@ describe.skipIf(!endpoint)('upload sessions on the Node server (radosgw)', () =>
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await res.text();
+    expectConforming({ method, path }, { status: res.status, headers: Object.fromEntries(res.headers), body: text });
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   }
 
