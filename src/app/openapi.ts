@@ -43,6 +43,9 @@ const CODE_MEANING: Record<ErrorCode, string> = {
   STORAGE_FAILED: 'S3 refused or failed the operation (the message names the S3 error); retry later',
   BUSY: `the upload memory budget is spent and enough files wait already; retry after \`Retry-After\` (${BUSY_RETRY_AFTER_SECONDS} s)`,
   TIMEOUT: "Lambda: the upload did not finish before the function's deadline; nothing is stored",
+  IDEMPOTENCY_IN_PROGRESS:
+    'a request with the same `Idempotency-Key` from this caller is still running; retry after `Retry-After`',
+  IDEMPOTENCY_KEY_REUSED: 'this caller used the `Idempotency-Key` for a different request: final, use a new key',
 };
 
 /** Codes in ERROR_STATUS that no response carries (kept in the enum: logs and metrics use them). */
@@ -74,11 +77,21 @@ export const OPERATION_CODES = {
     'UNSUPPORTED_MEDIA_TYPE',
     'UNSUPPORTED_FILE_TYPE',
     'CHECKSUM_MISMATCH',
+    'IDEMPOTENCY_IN_PROGRESS',
+    'IDEMPOTENCY_KEY_REUSED',
     'STORAGE_FAILED',
     'BUSY',
     'TIMEOUT',
   ],
-  createSession: [...SESSION_COMMON, 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'FILE_TOO_LARGE', 'UNSUPPORTED_FILE_TYPE'],
+  createSession: [
+    ...SESSION_COMMON,
+    'BAD_REQUEST',
+    'PAYLOAD_TOO_LARGE',
+    'FILE_TOO_LARGE',
+    'TOO_MANY_FIELDS',
+    'FIELD_TOO_LARGE',
+    'UNSUPPORTED_FILE_TYPE',
+  ],
   signSessionParts: [...SESSION_COMMON, 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'INVALID_SESSION', 'SESSION_EXPIRED'],
   completeSession: [
     ...SESSION_COMMON,
@@ -333,7 +346,7 @@ const headerRef = (name: string): Json => ({ $ref: `#/components/headers/${name}
 function errorHeaders(status: number): Record<string, Json> {
   return {
     'x-request-id': headerRef('RequestId'),
-    ...(status === 503 ? { 'retry-after': headerRef('RetryAfter') } : {}),
+    ...(status === 503 || status === 409 ? { 'retry-after': headerRef('RetryAfter') } : {}),
     ...(status === 401 ? { 'www-authenticate': headerRef('WwwAuthenticate') } : {}),
     ...(status === 405 ? { allow: headerRef('Allow') } : {}),
   };
@@ -403,6 +416,17 @@ const correlationParams = [
   },
 ];
 
+const idempotencyKeyParam = {
+  name: 'idempotency-key',
+  in: 'header',
+  required: false,
+  description:
+    "Makes retries safe: a retry with the same key from the same caller, after a lost answer, gets the first request's " +
+    'answer and stores nothing new; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, a retry while ' +
+    'the first still runs 409 `IDEMPOTENCY_IN_PROGRESS`. A bad key is 400 `BAD_REQUEST`.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$' },
+};
+
 /** Where credentials are required: a bearer token (Node server) or SigV4 (the AWS fronts). */
 const PROTECTED = [{ bearerToken: [] }, { awsSigv4: [] }];
 /** Probes: no credentials on the Node server; the Function URL still wants every request signed. */
@@ -424,7 +448,7 @@ const paths: Record<string, Json> = {
         'after the first line is a final `error` line, one before any line keeps its real status and JSON error body. ' +
         'Through Lambda the body is at most the 6 MB payload (about 4.4 MB of file): use the session routes for more.',
       security: PROTECTED,
-      parameters: correlationParams,
+      parameters: [idempotencyKeyParam, ...correlationParams],
       requestBody: { required: true, content: { 'multipart/form-data': { schema: ref('UploadForm') } } },
       responses: {
         '200': {

@@ -326,7 +326,9 @@ describe.each(['app (no sockets)', 'node', 'lambda REST (1.0)', 'lambda Function
 
     it('create, sign, PUT straight to S3, complete: the object is byte-exact', async () => {
       const data = Buffer.concat([...generatedBytes(3 * KiB, 7)]);
-      const created = await send(json('POST', '/uploads/sessions', { filename: 'direct.bin', size: data.length }));
+      const created = await send(
+        json('POST', '/uploads/sessions', { filename: 'direct.bin', size: data.length, fields: { owner: 'svc' } }),
+      );
       expect(created.status).toBe(201);
       const session = JSON.parse(created.body) as UploadSession;
       expect(session).toMatchObject({ size: data.length, partCount: 1, bucket: s3.bucket });
@@ -348,6 +350,13 @@ describe.each(['app (no sockets)', 'node', 'lambda REST (1.0)', 'lambda Function
     it.each<[string, number, string, () => Request]>([
       ['a body that is not JSON', 400, 'BAD_REQUEST', () => json('POST', '/uploads/sessions', '{')],
       ['an empty file', 400, 'BAD_REQUEST', () => json('POST', '/uploads/sessions', { filename: 'e', size: 0 })],
+      ['an unknown key', 400, 'BAD_REQUEST', () => json('POST', '/uploads/sessions', { filename: 'e', size: 1, colour: 'red' })],
+      [
+        'too many fields',
+        413,
+        'TOO_MANY_FIELDS',
+        () => json('POST', '/uploads/sessions', { filename: 'e', size: 1, fields: { a: '1', b: '2', c: '3', d: '4' } }),
+      ],
       ['a file over the limit', 413, 'FILE_TOO_LARGE', () => json('POST', '/uploads/sessions', { filename: 'b', size: 2 * MiB })],
       ['a forged id', 404, 'INVALID_SESSION', () => json('POST', '/uploads/sessions/forged.id/parts', { partNumbers: [1] })],
       [
