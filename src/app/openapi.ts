@@ -11,7 +11,14 @@
  * here (test/unit/app/openapi.test.ts, test/helpers/openapi-conformance.ts).
  */
 import { BUSY_RETRY_AFTER_SECONDS } from '../core/memory-budget.ts';
-import { ERROR_STATUS, NDJSON_CONTENT_TYPE, SESSIONS_PATH, type ErrorCode } from '../protocol.ts';
+import {
+  ERROR_STATUS,
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENT_REPLAYED_HEADER,
+  NDJSON_CONTENT_TYPE,
+  SESSIONS_PATH,
+  type ErrorCode,
+} from '../protocol.ts';
 import { HEALTH_PATH, OPENAPI_PATH, UPLOADS_PATH } from './routes.ts';
 import { MAX_SESSION_BODY_BYTES } from './session-routes.ts';
 
@@ -337,6 +344,11 @@ const headers: Record<string, Json> = {
     required: true,
     schema: { type: 'integer', minimum: 0, examples: [BUSY_RETRY_AFTER_SECONDS] },
   },
+  Replayed: {
+    description: "Present on a retry with an `Idempotency-Key` that got the first request's answer.",
+    required: false,
+    schema: { const: 'true' },
+  },
   WwwAuthenticate: { description: 'The scheme expected.', required: true, schema: { const: 'Bearer' } },
   Allow: { description: 'The methods the path answers.', required: true, schema: { type: 'string' } },
 };
@@ -385,6 +397,7 @@ function errorResponses(id: OperationId): Record<string, Json> {
 }
 
 const okHeaders = { 'x-request-id': headerRef('RequestId') };
+const uploadHeaders = { ...okHeaders, [IDEMPOTENT_REPLAYED_HEADER]: headerRef('Replayed') };
 const jsonContent = (schema: string): Json => ({ [JSON_MEDIA]: { schema: ref(schema) } });
 const jsonBody = (schema: string, description: string): Json => ({
   required: true,
@@ -417,7 +430,7 @@ const correlationParams = [
 ];
 
 const idempotencyKeyParam = {
-  name: 'idempotency-key',
+  name: IDEMPOTENCY_KEY_HEADER,
   in: 'header',
   required: false,
   description:
@@ -455,10 +468,10 @@ const paths: Record<string, Json> = {
           description:
             'Progress (`Accept: application/x-ndjson`): newline-delimited JSON, each line one `UploadEvent` (the schema ' +
             'describes one line), ending with `done` or `error`.',
-          headers: okHeaders,
+          headers: uploadHeaders,
           content: { [NDJSON_CONTENT_TYPE]: { schema: ref('UploadEvent') } },
         },
-        '201': { description: 'Every file stored.', headers: okHeaders, content: jsonContent('UploadResult') },
+        '201': { description: 'Every file stored.', headers: uploadHeaders, content: jsonContent('UploadResult') },
         ...errorResponses('upload'),
         '429': { $ref: '#/components/responses/AwsThrottled' },
       },

@@ -253,6 +253,26 @@ describe.each(['app (no sockets)', 'node', 'node, lib-storage uploader', 'lambda
       expect(await listKeys()).toEqual(before);
     });
 
+    it('replays a retry with the same Idempotency-Key and refuses the key for another request (422)', async () => {
+      const key = `contract-${name}-${Date.now()}`;
+      const req = multipart([file('f', 10, 3)]);
+      const keyed = { ...req, headers: { ...req.headers, 'idempotency-key': key } };
+      const first = await send(keyed);
+      expect(first.status).toBe(201);
+      const before = await listKeys();
+      const retry = await send(keyed);
+      expect({ status: retry.status, body: retry.body, replayed: retry.headers['idempotent-replayed'] }).toEqual({
+        status: 201,
+        body: first.body,
+        replayed: 'true',
+      });
+      const other = multipart([file('g', 11, 4)]);
+      const reused = await send({ ...other, headers: { ...other.headers, 'idempotency-key': key } });
+      expect(reused.status).toBe(422);
+      expect(JSON.parse(reused.body)).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
+      expect(await listKeys()).toEqual(before);
+    });
+
     it('answers the health check', async () => {
       const res = await send({ method: 'GET', path: '/healthz' });
       expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
