@@ -26,8 +26,11 @@ export interface Config {
    * `UPLOAD_IDLE_TIMEOUT_MS`: a connection that sends nothing this long is closed, ms. Default 120000.
    * A whole request has no time limit (large files on slow links): these two keep slow or
    * stalled clients from holding connections and uploads.
+   * `UPLOAD_DRAIN_TIMEOUT_MS`: on SIGTERM/SIGINT, time uploads in flight get to finish before
+   * they are aborted, ms, 0..3600000. Default 25000: under the 30 s grace period of
+   * Kubernetes and ECS, so the aborts and the exit happen before the SIGKILL.
    */
-  readonly timeouts: { readonly headersMs: number; readonly idleMs: number };
+  readonly timeouts: { readonly headersMs: number; readonly idleMs: number; readonly drainMs: number };
   /** `LOG_LEVEL`: debug | info | warn | error | silent. Default `info`. */
   readonly logLevel: LogLevel;
   /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
@@ -329,6 +332,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     timeouts: {
       headersMs: int('UPLOAD_HEADERS_TIMEOUT_MS', 30_000, 100, 600_000),
       idleMs: int('UPLOAD_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
+      drainMs: int('UPLOAD_DRAIN_TIMEOUT_MS', 25_000, 0, 3_600_000),
     },
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
     keyPrefix,

@@ -11,13 +11,29 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-/** Errors as plain JSON: name, message, code, status and the cause chain; never file bytes. */
+/**
+ * Errors as plain JSON: name, message, code, status and the cause chain; never file bytes,
+ * headers or credentials. An AWS SDK error adds what it takes to find the call on the store's
+ * side: the operation (set by src/storage/s3-client.ts), its HTTP status, the S3 request ids
+ * (`x-amz-request-id`, `x-amz-id-2`) and the attempts made.
+ */
 export function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) return err;
-  const e = err as Error & { code?: unknown; $metadata?: { httpStatusCode?: number } };
+  const e = err as Error & {
+    code?: unknown;
+    operation?: unknown;
+    $fault?: unknown;
+    $metadata?: { httpStatusCode?: number; requestId?: string; extendedRequestId?: string; attempts?: number };
+  };
   const out: Record<string, unknown> = { name: e.name, message: e.message };
   if (e.code !== undefined) out['code'] = e.code;
-  if (e.$metadata?.httpStatusCode !== undefined) out['httpStatus'] = e.$metadata.httpStatusCode;
+  if (typeof e.operation === 'string') out['operation'] = e.operation;
+  const meta = e.$metadata;
+  if (meta?.httpStatusCode !== undefined) out['httpStatus'] = meta.httpStatusCode;
+  if (meta?.requestId !== undefined) out['s3RequestId'] = meta.requestId;
+  if (meta?.extendedRequestId !== undefined) out['s3ExtendedRequestId'] = meta.extendedRequestId;
+  if (meta?.attempts !== undefined) out['attempts'] = meta.attempts;
+  if (typeof e.$fault === 'string') out['fault'] = e.$fault;
   if (e.stack) out['stack'] = e.stack;
   if (e.cause !== undefined && depth < 4) out['cause'] = serializeError(e.cause, depth + 1);
   return out;

@@ -66,6 +66,8 @@ export const ERROR_STATUS = {
   IDEMPOTENCY_KEY_REUSED: 422,
   /** The server's upload memory is spent and too many uploads wait already: retry later. */
   BUSY: 503,
+  /** The server is shutting down (draining): retry, another instance will take it. */
+  SHUTTING_DOWN: 503,
   /** The request ran past its deadline. */
   TIMEOUT: 504,
 } as const;

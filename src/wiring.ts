@@ -22,6 +22,9 @@ import { createS3IdempotencyStore } from './storage/s3-idempotency.ts';
 export function idempotencyPrefix(config: Config): string {
   return `${config.keyPrefix}.idempotency/`;
 }
+import type { Lifecycle } from './app/lifecycle.ts';
+import { createReadiness } from './app/readiness.ts';
+import { createS3Probe } from './storage/s3-probe.ts';
 
 export interface WiringOptions extends S3ClientOptions {
   /** Time budget for clean-up calls after a failure, ms (see S3SinkOptions). */
@@ -104,6 +107,8 @@ export interface ServiceAppOptions {
   memoryBudget?: MemoryBudget;
   /** Signs session ids; without one the session routes answer 404. */
   sessionSecret?: string;
+  /** In-flight requests and the drain (the Node server; see AppOptions.lifecycle). */
+  lifecycle?: Lifecycle;
 }
 
 /** The whole service for one process: the app, and the S3 client to destroy on shutdown. */
@@ -131,6 +136,8 @@ export function createServiceApp(config: Config, options: ServiceAppOptions): { 
     prefixByCaller: config.prefixByCaller,
     ...(sessions ? { sessions } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.lifecycle ? { lifecycle: options.lifecycle } : {}),
+    readiness: createReadiness({ probe: createS3Probe(client, config.s3.bucket), logger }),
   });
   return { app, client };
 }

@@ -14,8 +14,10 @@ import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, type StoredFile, ty
 import type { Logger } from '../logger.ts';
 import { callerPrefix, createAuthenticator } from './auth.ts';
 import { UPLOADED_BY_METADATA_KEY } from '../core/metadata.ts';
-import { errorResponse, jsonResponse, renderUpload, responseMode, type ResponseHead } from './render.ts';
+import { errorResponse, jsonResponse, renderUpload, responseMode, retryAfterHeaders, type ResponseHead } from './render.ts';
 import { OPENAPI_DOCUMENT } from './openapi.ts';
+import { shuttingDown, type Lifecycle } from './lifecycle.ts';
+import type { Readiness, ReadinessState } from './readiness.ts';
 import { matchRoute, OPEN_ROUTES, type Route } from './routes.ts';
 import { handleSessionRoute } from './session-routes.ts';
 import { runAdmitted, type AdmittedUpload, type Idempotency } from './idempotency.ts';
@@ -80,6 +82,8 @@ export interface RequestRecord {
 /** The metrics port: one call per finished request (EMF on Lambda, Prometheus on Node). */
 export interface AppMetrics {
   record(record: RequestRecord): void;
+  /** The metrics as text for `GET /metrics` (Prometheus); without it that route answers 404. */
+  render?(): Promise<{ contentType: string; body: string }>;
 }
 
 export interface AppOptions {
@@ -94,6 +98,14 @@ export interface AppOptions {
   prefixByCaller?: boolean;
   /** Idempotent retries (`Idempotency-Key`, see idempotency.ts); without it the header is ignored. */
   idempotency?: Idempotency;
+  /**
+   * In-flight requests and the drain (the Node server): while draining, uploads and session
+   * requests are refused with 503 SHUTTING_DOWN, and `abortAll()` aborts those in flight.
+   * Absent on Lambda, where nothing changes.
+   */
+  lifecycle?: Lifecycle;
+  /** The store's reachability for `/readyz`; without it `/readyz` answers from the drain state alone. */
+  readiness?: Readiness;
 }
 
 export interface App {
@@ -115,14 +127,17 @@ export function createApp(options: AppOptions): App {
       const route = matchRoute(req.method, req.path);
 
       let caller = 'anonymous';
+      let untrack: (() => void) | undefined;
       const finish = (
         fields: Omit<RequestRecord, 'route' | 'ms' | 'caller'>,
         logExtra: Record<string, unknown> = {},
         err?: UploadError,
       ) => {
+        untrack?.();
         const record: RequestRecord = { route: route.kind, ms: Date.now() - started, caller, ...fields };
         metrics?.record(record);
-        if (route.kind === 'health') return;
+        // Probes and scrapes come every few seconds: their log lines would drown the rest.
+        if (route.kind === 'health' || route.kind === 'ready' || (route.kind === 'metrics' && record.status === 200)) return;
         const failed = err !== undefined && err.status >= 500;
         (failed ? logger.error : logger.info).call(logger, 'request finished', {
           method: req.method,
@@ -149,11 +164,45 @@ export function createApp(options: AppOptions): App {
           }
           caller = auth.caller;
         }
+        const lifecycle = options.lifecycle;
+        if (lifecycle && (route.kind === 'upload' || route.kind === 'session')) {
+          if (lifecycle.draining) {
+            const error = shuttingDown();
+            // Connection: close, so that keep-alive clients reconnect to another instance.
+            const headers = { ...baseHeaders, ...retryAfterHeaders(error.code), connection: 'close' };
+            return fixed(errorResponse(error, headers), 'close', () => finish(outcomeOf(error)));
+          }
+          const tracked = lifecycle.begin();
+          untrack = tracked.end;
+          req = { ...req, signal: AbortSignal.any([req.signal, tracked.signal]) };
+        }
         switch (route.kind) {
           case 'health':
             return fixed(jsonResponse(200, { status: 'ok' }, baseHeaders), 'drain', () => finish(plain('ok', 200)));
           case 'openapi':
             return fixed(jsonResponse(200, OPENAPI_DOCUMENT, baseHeaders), 'drain', () => finish(plain('ok', 200)));
+          case 'ready': {
+            const state: ReadinessState = lifecycle?.draining
+              ? { ready: false, reason: 'draining' }
+              : ((await options.readiness?.check()) ?? { ready: true });
+            const status = state.ready ? 200 : 503;
+            const body = state.ready ? { status: 'ready' } : { status: 'not ready', reason: state.reason };
+            return fixed(jsonResponse(status, body, baseHeaders), 'drain', () =>
+              finish(plain(state.ready ? 'ready' : state.reason, status)),
+            );
+          }
+          case 'metrics': {
+            if (!metrics?.render) {
+              const error = new UploadError('NOT_FOUND', `No route for ${req.method} ${req.path}`);
+              return fixed(errorResponse(error, baseHeaders), 'drain', () => finish(outcomeOf(error)));
+            }
+            const text = await metrics.render();
+            const head = {
+              statusCode: 200,
+              headers: { 'content-type': text.contentType, 'cache-control': 'no-store', ...baseHeaders },
+            };
+            return fixed({ head, body: text.body }, 'drain', () => finish(plain('ok', 200)));
+          }
           case 'error':
             return fixed(errorResponse(route.error, { ...baseHeaders, ...route.headers }), 'close', () =>
               finish(outcomeOf(route.error)),

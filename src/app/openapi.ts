@@ -19,7 +19,7 @@ import {
   SESSIONS_PATH,
   type ErrorCode,
 } from '../protocol.ts';
-import { HEALTH_PATH, OPENAPI_PATH, UPLOADS_PATH } from './routes.ts';
+import { HEALTH_PATH, METRICS_PATH, OPENAPI_PATH, READY_PATH, UPLOADS_PATH } from './routes.ts';
 import { MAX_SESSION_BODY_BYTES } from './session-routes.ts';
 
 /** Version of the HTTP contract (the package's version). */
@@ -49,6 +49,9 @@ const CODE_MEANING: Record<ErrorCode, string> = {
   INTERNAL: 'a bug; details are logged, never sent',
   STORAGE_FAILED: 'S3 refused or failed the operation (the message names the S3 error); retry later',
   BUSY: `the upload memory budget is spent and enough files wait already; retry after \`Retry-After\` (${BUSY_RETRY_AFTER_SECONDS} s)`,
+  SHUTTING_DOWN:
+    'the Node server is draining before it exits: retry after `Retry-After` (another instance takes it); an upload ' +
+    'still running at the end of the drain time is aborted with it (nothing stored)',
   TIMEOUT: "Lambda: the upload did not finish before the function's deadline; nothing is stored",
   IDEMPOTENCY_IN_PROGRESS:
     'a request with the same `Idempotency-Key` from this caller is still running; retry after `Retry-After`',
@@ -63,7 +66,7 @@ const ROUTE_CODES: readonly ErrorCode[] = ['NOT_FOUND', 'METHOD_NOT_ALLOWED'];
 /** Every operation can answer these: the last-resort 500 and, where credentials are required, 401. */
 const COMMON_CODES: readonly ErrorCode[] = ['INTERNAL'];
 const AUTH_CODES: readonly ErrorCode[] = ['UNAUTHORIZED'];
-const SESSION_COMMON: readonly ErrorCode[] = [...AUTH_CODES, ...COMMON_CODES, 'NOT_FOUND', 'STORAGE_FAILED'];
+const SESSION_COMMON: readonly ErrorCode[] = [...AUTH_CODES, ...COMMON_CODES, 'NOT_FOUND', 'STORAGE_FAILED', 'SHUTTING_DOWN'];
 
 /**
  * The error codes each operation answers, by operationId: the documented statuses are
@@ -88,6 +91,7 @@ export const OPERATION_CODES = {
     'IDEMPOTENCY_KEY_REUSED',
     'STORAGE_FAILED',
     'BUSY',
+    'SHUTTING_DOWN',
     'TIMEOUT',
   ],
   createSession: [
@@ -113,6 +117,8 @@ export const OPERATION_CODES = {
   ],
   abortSession: [...SESSION_COMMON, 'INVALID_SESSION'],
   getHealth: [...COMMON_CODES],
+  getReady: [...COMMON_CODES],
+  getMetrics: [...AUTH_CODES, ...COMMON_CODES, 'NOT_FOUND'],
   getOpenApi: [...COMMON_CODES],
 } satisfies Record<string, readonly ErrorCode[]>;
 
@@ -331,6 +337,11 @@ const schemas: Record<string, Json> = {
     'Every part, 1..partCount.',
   ),
   Health: object({ status: { const: 'ok' } }, ['status']),
+  Ready: object({ status: { const: 'ready' } }, ['status']),
+  NotReady: object({ status: { const: 'not ready' }, reason: { enum: ['draining', 'storage unreachable'] } }, [
+    'status',
+    'reason',
+  ]),
 };
 
 const headers: Record<string, Json> = {
@@ -552,6 +563,40 @@ const paths: Record<string, Json> = {
       responses: {
         '200': { description: 'The process answers.', headers: okHeaders, content: jsonContent('Health') },
         ...errorResponses('getHealth'),
+      },
+    },
+  },
+  [READY_PATH]: {
+    get: {
+      operationId: 'getReady',
+      summary: 'Readiness',
+      description:
+        'Whether this instance takes uploads now: not while it drains (Node server, SIGTERM), nor while the object ' +
+        'store does not answer (one HeadBucket, its result reused for 2 s: never one S3 request per probe).',
+      security: OPEN,
+      responses: {
+        '200': { description: 'Ready.', headers: okHeaders, content: jsonContent('Ready') },
+        '503': { description: 'Not ready, and why.', headers: okHeaders, content: jsonContent('NotReady') },
+        ...errorResponses('getReady'),
+      },
+    },
+  },
+  [METRICS_PATH]: {
+    get: {
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics',
+      description:
+        'Node server: the Prometheus text exposition (requests by route and outcome, files and bytes stored, durations, ' +
+        'in-flight requests, memory budget, S3 errors by operation, process metrics). 404 `NOT_FOUND` on Lambda, ' +
+        'whose metrics are CloudWatch EMF log lines.',
+      security: PROTECTED,
+      responses: {
+        '200': {
+          description: 'Prometheus text format 0.0.4.',
+          headers: okHeaders,
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+        ...errorResponses('getMetrics'),
       },
     },
   },

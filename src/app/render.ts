@@ -35,11 +35,20 @@ export function errorResponse(err: UploadError, headers: Record<string, string> 
   return jsonResponse(err.status, body, headers);
 }
 
-/** Status and `{ error }` body of a terminal error event (with Retry-After for BUSY). */
+/** Seconds a caller is told to wait when the server is shutting down: another instance takes it. */
+export const SHUTTING_DOWN_RETRY_AFTER_SECONDS = 1;
+
+/** `Retry-After` for the codes that mean "this instance, not now". */
+export function retryAfterHeaders(code: UploadError['code']): Record<string, string> {
+  if (code === 'BUSY') return { 'retry-after': String(BUSY_RETRY_AFTER_SECONDS) };
+  if (code === 'SHUTTING_DOWN') return { 'retry-after': String(SHUTTING_DOWN_RETRY_AFTER_SECONDS) };
+  return {};
+}
+
+/** Status and `{ error }` body of a terminal error event (with Retry-After for BUSY, SHUTTING_DOWN). */
 function errorEventResponse(event: Extract<UploadEvent, { type: 'error' }>) {
   const { type: _type, ...error } = event;
-  const headers: Record<string, string> = event.code === 'BUSY' ? { 'retry-after': String(BUSY_RETRY_AFTER_SECONDS) } : {};
-  return jsonResponse(ERROR_STATUS[event.code], { error } satisfies ErrorBody, headers);
+  return jsonResponse(ERROR_STATUS[event.code], { error } satisfies ErrorBody, retryAfterHeaders(event.code));
 }
 
 /**

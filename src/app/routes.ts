@@ -8,6 +8,8 @@
  *   DELETE /uploads/sessions/{id}            abort      204
  *   GET    /healthz                          liveness   200
  *   GET    /openapi.json                     contract   200 (src/app/openapi.ts)
+ *   GET    /readyz                           readiness  200, 503 while draining or the store is unreachable
+ *   GET    /metrics                          Prometheus text (Node server; 404 where none is kept)
  */
 import { UploadError } from '../core/errors.ts';
 import { SESSIONS_PATH } from '../protocol.ts';
@@ -15,6 +17,8 @@ import { SESSIONS_PATH } from '../protocol.ts';
 export const UPLOADS_PATH = '/uploads';
 export const HEALTH_PATH = '/healthz';
 export const OPENAPI_PATH = '/openapi.json';
+export const READY_PATH = '/readyz';
+export const METRICS_PATH = '/metrics';
 
 export type SessionAction = 'create' | 'parts' | 'complete' | 'abort';
 
@@ -22,13 +26,15 @@ export type Route =
   | { kind: 'upload' }
   | { kind: 'health' }
   | { kind: 'openapi' }
+  | { kind: 'ready' }
+  | { kind: 'metrics' }
   | { kind: 'session'; action: SessionAction; /** The session id from the path ('' for create). */ id: string }
   | { kind: 'error'; error: UploadError; headers: Record<string, string> };
 
 export type SessionRoute = Extract<Route, { kind: 'session' }>;
 
 /** Routes that answer without credentials (probes, and the contract callers generate clients from). */
-export const OPEN_ROUTES: ReadonlySet<Route['kind']> = new Set(['health', 'openapi']);
+export const OPEN_ROUTES: ReadonlySet<Route['kind']> = new Set(['health', 'ready', 'openapi']);
 
 const ID = '([A-Za-z0-9_.-]{1,8192})';
 
@@ -38,6 +44,8 @@ export const TABLE: readonly Entry[] = [
   { pattern: /^\/uploads$/, method: 'POST', route: () => ({ kind: 'upload' }) },
   { pattern: /^\/healthz$/, method: 'GET', route: () => ({ kind: 'health' }) },
   { pattern: /^\/openapi\.json$/, method: 'GET', route: () => ({ kind: 'openapi' }) },
+  { pattern: /^\/readyz$/, method: 'GET', route: () => ({ kind: 'ready' }) },
+  { pattern: /^\/metrics$/, method: 'GET', route: () => ({ kind: 'metrics' }) },
   { pattern: new RegExp(`^${SESSIONS_PATH}$`), method: 'POST', route: () => session('create', '') },
   { pattern: new RegExp(`^${SESSIONS_PATH}/${ID}/parts$`), method: 'POST', route: (id) => session('parts', id) },
   { pattern: new RegExp(`^${SESSIONS_PATH}/${ID}/complete$`), method: 'POST', route: (id) => session('complete', id) },

@@ -223,6 +223,9 @@ async function runPipeline(
     return { type: 'done', ...result };
   } catch (err) {
     const error = toUploadError(err);
+    // The terminal event carries code and message only: the cause (the S3 operation, its
+    // status and request id) is logged here, on the request's own logger, or never.
+    if (error.status >= 500 && error.cause !== undefined) deps.logger?.error('upload failed', { code: error.code, err: error });
     await Promise.allSettled(inFlight);
     await deleteStored(error);
     return { type: 'error', ...errorPayload(error) };

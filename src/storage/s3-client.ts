@@ -8,6 +8,16 @@ export interface S3ClientOptions {
   endpoint?: string;
   /** Static credentials (embedded S3, tests); default the SDK's provider chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * Called once per S3 call that finally failed (after the SDK's retries) with its operation
+   * (`UploadPart`, ...): the metrics' S3 errors by operation. Aborts of our own are not failures.
+   */
+  onError?: (operation: string, err: unknown) => void;
+}
+
+/** The S3 operation (`UploadPart`, ...) an SDK error came from, set by {@link createS3Client}. */
+export function s3OperationOf(err: unknown): string | undefined {
+  return (err as { operation?: unknown } | undefined)?.operation as string | undefined;
 }
 
 /**
@@ -18,7 +28,7 @@ export interface S3ClientOptions {
 export function createS3Client(s3: Config['s3'], options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint ?? s3.endpoint;
   const agentOptions = { keepAlive: true, maxSockets: 256 };
-  return new S3Client({
+  const client = new S3Client({
     region: s3.region,
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: s3.forcePathStyle || endpoint !== undefined,
@@ -32,4 +42,22 @@ export function createS3Client(s3: Config['s3'], options: S3ClientOptions = {}):
       requestTimeout: 60_000,
     },
   });
+  // An SDK error does not say which call failed; the log line of a failure must (issue 13).
+  // At the initialize step this sees each call's final error, after the retries.
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        const operation = (context.commandName ?? 'unknown').replace(/Command$/, '');
+        if (err !== null && typeof err === 'object' && !('operation' in err)) {
+          Object.defineProperty(err, 'operation', { value: operation, enumerable: false, configurable: true });
+        }
+        if ((err as { name?: unknown } | undefined)?.name !== 'AbortError') options.onError?.(operation, err);
+        throw err;
+      }
+    },
+    { step: 'initialize', name: 'operationOnError' },
+  );
+  return client;
 }

@@ -7,13 +7,13 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { buildServer } from '../../scripts/build.mjs';
 
-/** The Node flags of `npm start`, read from package.json (`node <flags> dist/server.mjs`). */
+/** The Node flags of `npm start`, read from package.json (`exec node <flags> dist/server.mjs`). */
 export const NPM_START_FLAGS: readonly string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     scripts: Record<string, string>;
   };
-  const m = /^node((?:\s+--\S+)*)\s+dist\/server\.mjs$/.exec(pkg.scripts['start'] ?? '');
-  if (!m) throw new Error(`package.json scripts.start is not "node <flags> dist/server.mjs": ${pkg.scripts['start']}`);
+  const m = /^(?:exec\s+)?node((?:\s+--\S+)*)\s+dist\/server\.mjs$/.exec(pkg.scripts['start'] ?? '');
+  if (!m) throw new Error(`package.json scripts.start is not "exec node <flags> dist/server.mjs": ${pkg.scripts['start']}`);
   return m[1]!.trim().split(/\s+/).filter(Boolean);
 })();
 

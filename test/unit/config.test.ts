@@ -32,7 +32,7 @@ describe('loadConfig', () => {
         uploader: 'pooled',
       },
       lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
-      timeouts: { headersMs: 30_000, idleMs: 120_000 },
+      timeouts: { headersMs: 30_000, idleMs: 120_000, drainMs: 25_000 },
       memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64, gcEveryBytes: 4 * 2 ** 20 },
       allowedTypes: undefined,
       sha256: 'requested',
@@ -149,13 +149,19 @@ describe('loadConfig', () => {
       UPLOAD_MEMORY_QUEUE: '5',
       UPLOAD_HEADERS_TIMEOUT_MS: '1000',
       UPLOAD_IDLE_TIMEOUT_MS: '2000',
+      UPLOAD_DRAIN_TIMEOUT_MS: '1500',
       UPLOAD_AUTH_TOKEN: 'x'.repeat(16),
     });
     expect(c.allowedTypes).toEqual(['image/png', 'image/*', 'application/pdf']);
     expect(c.memory).toEqual({ budgetBytes: 0, maxWaiting: 5, gcEveryBytes: 4 * 2 ** 20 });
     expect(loadConfig({ UPLOAD_GC_EVERY_BYTES: '0' }).memory.gcEveryBytes).toBe(0);
     expect(loadConfig({ S3_UNSIGNED_PAYLOAD: 'false' }).s3.unsignedPayload).toBe(false);
-    expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000 });
+    expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000, drainMs: 1500 });
+    expect(loadConfig({ UPLOAD_DRAIN_TIMEOUT_MS: '0' }).timeouts.drainMs).toBe(0);
+    expect(problems({ UPLOAD_DRAIN_TIMEOUT_MS: '-1' })).toEqual([expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be a whole number/)]);
+    expect(problems({ UPLOAD_DRAIN_TIMEOUT_MS: '3600001' })).toEqual([
+      expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be between 0 and 3600000/),
+    ]);
     expect(c.authTokens).toEqual({ default: 'x'.repeat(16) });
     expect(loadConfig({}).s3.uploader).toBe('pooled');
     expect(loadConfig({ S3_UPLOADER: 'lib-storage' }).s3.uploader).toBe('lib-storage');
