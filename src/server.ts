@@ -7,7 +7,7 @@
  * to finish, then the rest are aborted all-or-nothing (a second signal skips the wait), and
  * the process exits 0 before an orchestrator's SIGKILL could leave multipart uploads open.
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,16 +101,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     createRequestListener(app),
   );
   server.setTimeout(config.timeouts.idleMs);
-  // Answers not yet started when the drain begins end their connection (Connection: close),
-  // so keep-alive clients reconnect to another instance instead of getting refused here.
-  const pending = new Set<ServerResponse>();
-  server.on('request', (_req, res: ServerResponse) => {
-    if (lifecycle.draining) res.shouldKeepAlive = false;
-    else {
-      pending.add(res);
-      res.on('close', () => pending.delete(res));
-    }
-  });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(config.port, config.host, () => {
@@ -139,8 +129,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     async shutdown({ skip } = {}) {
       const started = Date.now();
       const timeoutMs = config.timeouts.drainMs;
+      // The listener stays open for the probes; refusals end their connection (the app sets
+      // Connection: close) and idle keep-alive connections are closed, so clients reconnect
+      // to another instance. Answers of uploads in flight keep theirs: their bodies are still
+      // being read, and closing under them could reset the answer away.
       lifecycle.startDraining();
-      for (const res of pending) if (!res.headersSent) res.shouldKeepAlive = false;
       server.closeIdleConnections();
       logger.info('draining', { inFlight: lifecycle.inFlight, drainTimeoutMs: timeoutMs });
       let timer: ReturnType<typeof setTimeout> | undefined;
