@@ -42,11 +42,13 @@ function throttledUpload(
   const body = buildMultipart([{ name: 'file', filename: `f-${size}.bin`, data: Buffer.concat([...generatedBytes(size, size)]) }]);
   let sent = 0;
   let stopped = false;
+  let answered = false;
   const answer = new Promise<Answer>((resolve, reject) => {
     const req = request(
       url + '/uploads',
       { method: 'POST', headers: { 'content-type': CONTENT_TYPE, 'content-length': body.length, ...headers } },
       (res) => {
+        answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
@@ -56,7 +58,7 @@ function throttledUpload(
     );
     req.on('error', (err) => {
       stopped = true;
-      if (!req.res) reject(err);
+      if (!answered) reject(err);
     });
     Readable.from(
       (async function* () {
