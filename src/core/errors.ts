@@ -17,7 +17,8 @@ export class UploadError extends Error {
     super(message, options);
     this.code = code;
     this.status = ERROR_STATUS[code];
-    this.expose = this.status < 500 || code === 'STORAGE_FAILED' || code === 'TIMEOUT' || code === 'BUSY' || code === 'SHUTTING_DOWN';
+    this.expose =
+      this.status < 500 || code === 'STORAGE_FAILED' || code === 'TIMEOUT' || code === 'BUSY' || code === 'SHUTTING_DOWN';
   }
 }
 

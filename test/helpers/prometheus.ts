@@ -60,9 +60,7 @@ export function parsePrometheusText(text: string): Exposition {
       }
       const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
       if (valueText !== 'NaN' && Number.isNaN(value)) throw new Error(`bad value, ${where}`);
-      const family = [...types].find(
-        ([f, type]) => name === f || (SUFFIXES[type] ?? []).some((suffix) => name === f + suffix),
-      );
+      const family = [...types].find(([f, type]) => name === f || (SUFFIXES[type] ?? []).some((suffix) => name === f + suffix));
       if (!family) throw new Error(`sample without a # TYPE before it, ${where}`);
       samples.push({ name, labels, value });
     });

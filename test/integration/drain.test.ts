@@ -39,7 +39,9 @@ function throttledUpload(
   everyMs: number,
   headers: Record<string, string> = {},
 ): { sent: () => number; answer: Promise<Answer> } {
-  const body = buildMultipart([{ name: 'file', filename: `f-${size}.bin`, data: Buffer.concat([...generatedBytes(size, size)]) }]);
+  const body = buildMultipart([
+    { name: 'file', filename: `f-${size}.bin`, data: Buffer.concat([...generatedBytes(size, size)]) },
+  ]);
   let sent = 0;
   let stopped = false;
   let answered = false;

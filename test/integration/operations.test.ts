@@ -26,13 +26,16 @@ type Line = Record<string, unknown>;
 async function startWith(env: Env): Promise<{ server: RunningServer; lines: Line[]; raw: string[] }> {
   const lines: Line[] = [];
   const raw: string[] = [];
-  const server = await startServer(loadConfig({ PORT: '0', UPLOAD_SESSION_SECRET: 'operations-session-secret-0123456789', ...env }), {
-    s3: { credentials: CREDENTIALS },
-    logger: createLogger('debug', { service: 's3-stream-upload' }, (line) => {
-      raw.push(line);
-      lines.push(JSON.parse(line) as Line);
-    }),
-  });
+  const server = await startServer(
+    loadConfig({ PORT: '0', UPLOAD_SESSION_SECRET: 'operations-session-secret-0123456789', ...env }),
+    {
+      s3: { credentials: CREDENTIALS },
+      logger: createLogger('debug', { service: 's3-stream-upload' }, (line) => {
+        raw.push(line);
+        lines.push(JSON.parse(line) as Line);
+      }),
+    },
+  );
   return { server, lines, raw };
 }
 

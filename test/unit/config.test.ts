@@ -158,7 +158,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ S3_UNSIGNED_PAYLOAD: 'false' }).s3.unsignedPayload).toBe(false);
     expect(c.timeouts).toEqual({ headersMs: 1000, idleMs: 2000, drainMs: 1500 });
     expect(loadConfig({ UPLOAD_DRAIN_TIMEOUT_MS: '0' }).timeouts.drainMs).toBe(0);
-    expect(problems({ UPLOAD_DRAIN_TIMEOUT_MS: '-1' })).toEqual([expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be a whole number/)]);
+    expect(problems({ UPLOAD_DRAIN_TIMEOUT_MS: '-1' })).toEqual([
+      expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be a whole number/),
+    ]);
     expect(problems({ UPLOAD_DRAIN_TIMEOUT_MS: '3600001' })).toEqual([
       expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be between 0 and 3600000/),
     ]);

@@ -64,7 +64,10 @@ describe('drain', () => {
     const { send, sink, lifecycle, lines } = setup();
     lifecycle.startDraining();
     const body = buildMultipart([{ name: 'a', filename: 'a.txt', data: Buffer.from('x') }]);
-    for (const req of [{ body: Readable.from([body]) }, { path: '/uploads/sessions', headers: { 'content-type': 'application/json' } }]) {
+    for (const req of [
+      { body: Readable.from([body]) },
+      { path: '/uploads/sessions', headers: { 'content-type': 'application/json' } },
+    ]) {
       const res = await send(req);
       expect(res.status).toBe(503);
       expect(res.headers).toMatchObject({ 'retry-after': '1', connection: 'close' });
