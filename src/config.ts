@@ -8,10 +8,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
-/** S3 limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
-export const S3_MIN_PART_BYTES = 5 * MiB;
-export const S3_MAX_PART_BYTES = 5 * GiB;
-export const S3_MAX_PARTS = 10_000;
+import { S3_MAX_PART_BYTES, S3_MAX_PARTS, S3_MIN_PART_BYTES } from './storage/s3-limits.ts';
+
+export { S3_MAX_PART_BYTES, S3_MAX_PARTS, S3_MIN_PART_BYTES };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type ChecksumCalculation = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
@@ -73,13 +72,13 @@ export interface Config {
   readonly sha256: 'requested' | 'always';
   readonly memory: {
     /**
-     * `UPLOAD_MEMORY_BYTES`: memory shared by all uploads of the Node server, bytes; each file
-     * in flight reserves S3_PART_BYTES (pooled uploader, whose shared pool holds the parts) or
-     * S3_PART_BYTES x (S3_QUEUE_SIZE + 2) (lib-storage), or twice its request's Content-Length
-     * when smaller. Default 192 MiB. `0` turns the budget off.
+     * `UPLOAD_MEMORY_BYTES`: memory for file bytes shared by all uploads of a process, bytes
+     * (src/core/memory-budget.ts). A file holds what its bytes need: its own size when it is
+     * under a part (bounded by its request's Content-Length), else up to S3_QUEUE_SIZE + 1
+     * parts. Default 40 MiB; at least S3_PART_BYTES; `0` turns the bound off.
      */
     readonly budgetBytes: number;
-    /** `UPLOAD_MEMORY_QUEUE`: files that may wait for memory before new ones get 503 BUSY. Default 64. */
+    /** `UPLOAD_MEMORY_QUEUE`: files that may wait for memory before new ones get 503 BUSY. Default 1024. */
     readonly maxWaiting: number;
     /**
      * `UPLOAD_GC_EVERY_BYTES`: run a minor (young-generation) GC each time this many body
@@ -109,27 +108,26 @@ export interface Config {
      */
     readonly checksumCalculation: ChecksumCalculation;
     /**
-     * `S3_PART_BYTES`: multipart part size, bytes, 5 MiB..5 GiB. Default 5 MiB (S3's minimum,
-     * lib-storage's default): the pooled uploader holds S3_QUEUE_SIZE + 1 parts per process,
-     * 25 MiB by default. 10,000 parts of it hold 48.8 GiB.
+     * `S3_PART_BYTES`: multipart part size, bytes, 5 MiB..5 GiB. Default 5 MiB (S3's minimum):
+     * a large file holds up to S3_QUEUE_SIZE + 1 parts of UPLOAD_MEMORY_BYTES. 10,000 parts of
+     * it hold 48.8 GiB.
      */
     readonly partBytes: number;
     /** `S3_QUEUE_SIZE`: parts uploaded in parallel per file, 1..64. Default 4. */
     readonly queueSize: number;
     /**
      * `S3_UNSIGNED_PAYLOAD`: sign parts with `UNSIGNED-PAYLOAD` instead of a SHA-256 of each
-     * part (pooled uploader). Default: true for https endpoints (AWS), false for plain http,
+     * part. Default: true for https endpoints (AWS), false for plain http,
      * where only the signature protects the bytes. Set `true` for an http endpoint behind a
      * TLS-terminating proxy or on a trusted network.
      */
     readonly unsignedPayload: boolean | undefined;
     /**
-     * `S3_UPLOADER`: `pooled` (default: src/storage/s3-part-uploader.ts, S3_QUEUE_SIZE + 1 part
-     * buffers shared by the whole process and reused, unsigned payload over TLS; ~1.4x the
-     * throughput of lib-storage and less memory in bench/) or `lib-storage`
-     * (@aws-sdk/lib-storage's Upload per file).
+     * `S3_READ_BACK`: `auto` (default) reads an object's size back (HeadObject) only when S3's
+     * answer does not confirm the bytes (an echoed CRC32, or a PutObject ETag equal to the MD5
+     * sent); `always` reads it back after every upload.
      */
-    readonly uploader: 'lib-storage' | 'pooled';
+    readonly readBack: 'auto' | 'always';
   };
   readonly lambda: {
     /**
@@ -289,6 +287,13 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     );
   }
 
+  const memoryBytes = bytes('UPLOAD_MEMORY_BYTES', 40 * MiB, 0);
+  if (memoryBytes > 0 && memoryBytes < partBytes) {
+    problems.push(
+      `UPLOAD_MEMORY_BYTES (${memoryBytes}) must be 0 or at least S3_PART_BYTES (${partBytes}): a large file needs one part`,
+    );
+  }
+
   const allowedTypesRaw = read('UPLOAD_ALLOWED_TYPES');
   const allowedTypes = allowedTypesRaw
     ?.split(',')
@@ -341,8 +346,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     allowedTypes: allowedTypes?.length ? allowedTypes : undefined,
     sha256: oneOf<'requested' | 'always'>('UPLOAD_SHA256', 'requested', ['requested', 'always']),
     memory: {
-      budgetBytes: bytes('UPLOAD_MEMORY_BYTES', 192 * MiB, 0),
-      maxWaiting: int('UPLOAD_MEMORY_QUEUE', 64, 0, 100_000),
+      budgetBytes: memoryBytes,
+      maxWaiting: int('UPLOAD_MEMORY_QUEUE', 1024, 0, 100_000),
       gcEveryBytes: bytes('UPLOAD_GC_EVERY_BYTES', 4 * MiB, 0),
     },
     limits: {
@@ -366,7 +371,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       partBytes,
       queueSize: int('S3_QUEUE_SIZE', 4, 1, 64),
       unsignedPayload: read('S3_UNSIGNED_PAYLOAD') === undefined ? undefined : bool('S3_UNSIGNED_PAYLOAD', false),
-      uploader: oneOf<'lib-storage' | 'pooled'>('S3_UPLOADER', 'pooled', ['lib-storage', 'pooled']),
+      readBack: oneOf<'auto' | 'always'>('S3_READ_BACK', 'auto', ['auto', 'always']),
     },
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),

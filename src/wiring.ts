@@ -4,10 +4,11 @@
  * same app; only what differs by platform comes in as options.
  */
 import type { Config } from './config.ts';
+import { createMemoryBudget } from './core/memory-budget.ts';
 import type { CoreLogger, UploadDeps } from './core/upload-files.ts';
 import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
+import { PartPool } from './storage/part-pool.ts';
 import { createS3PartUploader } from './storage/s3-part-uploader.ts';
-import { createS3Sink } from './storage/s3-sink.ts';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createGcPacer } from './gc-pacer.ts';
 import { createSessionService, type SessionService } from './core/sessions.ts';
@@ -27,8 +28,10 @@ import { createReadiness } from './app/readiness.ts';
 import { createS3Probe } from './storage/s3-probe.ts';
 
 export interface WiringOptions extends S3ClientOptions {
-  /** Time budget for clean-up calls after a failure, ms (see S3SinkOptions). */
+  /** Time budget for clean-up calls after a failure, ms (see S3PartUploaderOptions). */
   cleanupTimeoutMs?: number;
+  /** The process's memory budget; default one from config (UPLOAD_MEMORY_BYTES). */
+  memoryBudget?: MemoryBudget;
 }
 
 export function createS3UploadDeps(
@@ -36,20 +39,22 @@ export function createS3UploadDeps(
   logger: CoreLogger,
   options: WiringOptions = {},
 ): { upload: UploadDeps; client: S3Client } {
-  const { cleanupTimeoutMs, ...clientOptions } = options;
+  const { cleanupTimeoutMs, memoryBudget, ...clientOptions } = options;
   const client = createS3Client(config.s3, clientOptions);
-  const sinkOptions = {
+  // One byte budget for every upload of the process: the part buffers of all files come from it.
+  const budget = memoryBudget ?? createMemoryBudget(config.memory.budgetBytes, config.memory.maxWaiting);
+  const sink = createS3PartUploader({
     client,
     bucket: config.s3.bucket,
     partBytes: config.s3.partBytes,
     queueSize: config.s3.queueSize,
+    pool: new PartPool({ partBytes: config.s3.partBytes, budget }),
+    readBack: config.s3.readBack,
     ...(config.s3.unsignedPayload !== undefined ? { unsignedPayload: config.s3.unsignedPayload } : {}),
     logger,
     ...(cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs } : {}),
-  };
-  const pooled = config.s3.uploader === 'pooled';
+  });
   const onBodyBytes = createGcPacer(config.memory.gcEveryBytes);
-  const sink = pooled ? createS3PartUploader(sinkOptions) : createS3Sink(sinkOptions);
   return {
     client,
     upload: {
@@ -60,10 +65,6 @@ export function createS3UploadDeps(
       ...(config.allowedTypes ? { allowedTypes: config.allowedTypes } : {}),
       ...(onBodyBytes ? { onBodyBytes } : {}),
       sha256: config.sha256 === 'always',
-      // What a file reserves from the memory budget at admission. lib-storage may hold the
-      // parts in flight, the one being gathered and its Buffer.concat copy; the pooled
-      // uploader's memory is its shared pool, so a file only counts one part towards admission.
-      fileMemoryBytes: config.s3.partBytes * (pooled ? 1 : config.s3.queueSize + 2),
     },
   };
 }
@@ -103,7 +104,7 @@ export interface ServiceAppOptions {
   s3?: S3ClientOptions;
   /** See WiringOptions. */
   cleanupTimeoutMs?: number;
-  /** One budget for every upload of the process (the Node server; a Lambda instance serves one request). */
+  /** The byte budget of the part buffers (the Node server's; default one from config). */
   memoryBudget?: MemoryBudget;
   /** Signs session ids; without one the session routes answer 404. */
   sessionSecret?: string;
@@ -117,8 +118,8 @@ export function createServiceApp(config: Config, options: ServiceAppOptions): { 
   const { upload, client } = createS3UploadDeps(config, logger, {
     ...options.s3,
     ...(options.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: options.cleanupTimeoutMs } : {}),
+    ...(options.memoryBudget ? { memoryBudget: options.memoryBudget } : {}),
   });
-  if (options.memoryBudget) upload.memoryBudget = options.memoryBudget;
   const sessions: SessionService | undefined = options.sessionSecret
     ? createS3SessionService(config, client, options.sessionSecret, logger, options.s3)
     : undefined;

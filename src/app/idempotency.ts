@@ -262,8 +262,9 @@ export function runAdmitted(
   }
 
   const { record } = admission;
-  // The dry run takes no memory from the budget: the discarding sink holds no part buffers.
-  const { memoryBudget: _budget, ...dry } = deps;
+  // The dry run takes no memory from the budget: the budget belongs to the S3 sink's part
+  // buffers, and the discarding sink holds none.
+  const dry = deps;
   const events = start({ ...dry, sink: createDiscardingSink(deps.sink.bucket), sha256: true, onPart: fingerprint.onPart });
   return {
     outcome: () => outcome,

@@ -20,13 +20,28 @@ export interface PutObjectInput {
    * left behind).
    */
   signal: AbortSignal;
+  /**
+   * Aborted (after `signal`) when there is no time left to wait for requests in flight: a
+   * deadline. The sink then cuts them too, taking the risk that one already reached S3.
+   */
+  hardStop?: AbortSignal;
+  /**
+   * Most bytes this file can have (what is left of the request's Content-Length), when known:
+   * a small file then takes memory for its own size, not for a whole part.
+   */
+  maxBytes?: number;
 }
 
 export interface PutObjectOutput {
   etag: string;
   versionId?: string;
-  /** Size of the stored object as the store reports it (HeadObject), to check against the bytes sent. */
+  /**
+   * Size of the stored object as the store confirmed it (its answer verified the bytes sent,
+   * or HeadObject read it back), to check against the bytes the core counted.
+   */
   storedSize?: number;
+  /** How the store confirmed the bytes: an echoed checksum, an ETag equal to the MD5 sent, or a read-back. */
+  confirmedBy?: 'checksum' | 'etag' | 'read-back';
   /** CRC32 the store computed, when the client sent checksums. */
   checksumCRC32?: string;
 }

@@ -15,7 +15,6 @@ import { FileChecks, parseSha256 } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
 import { parseMultipart, payloadTooLarge, type IncomingHeaders, type MultipartFile, type ParseLimits } from './multipart.ts';
-import type { MemoryBudget } from './memory-budget.ts';
 import type { ObjectSink } from './sink.ts';
 
 export interface UploadRequest {
@@ -51,10 +50,6 @@ export interface UploadDeps {
   progressEveryBytes?: number;
   /** Content types accepted (`image/png`, `image/*`), checked against magic bytes. Default: any. */
   allowedTypes?: readonly string[];
-  /** Shared memory budget; each file reserves `fileMemoryBytes` from it. Default: none. */
-  memoryBudget?: MemoryBudget;
-  /** Worst-case memory of one file in flight, bytes (part size x (queue size + 2)). */
-  fileMemoryBytes?: number;
   logger?: CoreLogger;
   /**
    * Compute every file's SHA-256 (returned as `sha256`). Default false: only files whose
@@ -125,6 +120,8 @@ async function runPipeline(
 
   /** First failure wins; everything after it is cleanup. */
   let failure: UploadError | undefined;
+  // A deadline also tells the sink to cut requests in flight: there is no time to wait for them.
+  const hardStop = new AbortController();
   let rejectFailed!: (err: UploadError) => void;
   const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
   failed.catch(() => {});
@@ -132,6 +129,7 @@ async function runPipeline(
     if (failure) return;
     failure = toUploadError(err);
     controller.abort(failure);
+    if (failure.code === 'TIMEOUT') hardStop.abort(failure);
     rejectFailed(failure);
   };
 
@@ -148,8 +146,10 @@ async function runPipeline(
   /** Stored files by part order, so `files[]` follows the form whatever finishes first. */
   const stored: Array<StoredFile | undefined> = [];
   const inFlight: Array<Promise<void>> = [];
-  const fileBodies = new Set<Readable>();
+  const fileBodies = new Set<FileChecks>();
   let totalBytes = 0;
+  /** Bytes of the file parts that have ended (their bodies are gone from fileBodies). */
+  let endedFileBytes = 0;
   /** Expected SHA-256 sent in a `sha256` field, for the next file part. */
   let pendingSha256: string | undefined;
 
@@ -264,11 +264,8 @@ async function runPipeline(
     body.on('error', (err: unknown) => {
       if (err instanceof UploadError && (err.code === 'UNSUPPORTED_FILE_TYPE' || err.code === 'CHECKSUM_MISMATCH')) fail(err);
     });
-    let release: (() => void) | undefined;
+    const maxBytes = fileBytesBound(body);
     try {
-      // Reserve this file's worst-case buffers before reading a byte of it; while waiting,
-      // the part is not read, so the client is held back by TCP, not by our memory.
-      if (deps.memoryBudget) release = await deps.memoryBudget.acquire(fileMemoryCost(), signal);
       part.stream.pipe(body);
       const out = await sink.put({
         key,
@@ -277,6 +274,8 @@ async function runPipeline(
         contentDisposition: contentDisposition(filename, safeName),
         metadata,
         signal,
+        hardStop: hardStop.signal,
+        ...(maxBytes !== undefined ? { maxBytes } : {}),
       });
       const file: StoredFile = {
         field,
@@ -302,7 +301,7 @@ async function runPipeline(
       emit({ type: 'file-stored', ...file });
       return file;
     } finally {
-      release?.();
+      endedFileBytes += body.bytesSeen;
       fileBodies.delete(body);
       // Whatever the sink did, the part must be consumed so busboy can finish.
       part.stream.unpipe(body);
@@ -310,11 +309,17 @@ async function runPipeline(
     }
   }
 
-  /** Memory one file may hold: its part buffers, or twice the whole body when that is less. */
-  function fileMemoryCost(): number {
+  /**
+   * Most bytes a new file can have: the request's Content-Length less the bytes of the other
+   * files so far (counted as they pass, so the bound errs on the large side), and the file
+   * limit. Lets the sink take memory for a small file's own size. Undefined without a length.
+   */
+  function fileBytesBound(self: FileChecks): number | undefined {
     const length = Number(headerOf(req.headers, 'content-length'));
-    const perFile = deps.fileMemoryBytes ?? 0;
-    return Number.isSafeInteger(length) && length > 0 ? Math.min(perFile, 2 * length) : perFile;
+    if (!Number.isSafeInteger(length) || length < 0) return undefined;
+    let others = endedFileBytes;
+    for (const b of fileBodies) if (b !== self) others += b.bytesSeen;
+    return Math.max(0, Math.min(length - others, limits.maxFileBytes));
   }
 
   /** Undoes a failed request: deletes every file it stored, records what could not be. */

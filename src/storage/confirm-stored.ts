@@ -1,6 +1,6 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { PutObjectOutput } from '../core/sink.ts';
 import type { CoreLogger } from '../core/upload-files.ts';
+import type { PutObjectOutput } from '../core/sink.ts';
 import { storageError } from './s3-errors.ts';
 
 /** What S3 answered to PutObject or CompleteMultipartUpload (the fields used here). */
@@ -10,18 +10,52 @@ export interface StoreAnswer {
   ChecksumCRC32?: string | undefined;
 }
 
+/** What was sent, so the answer can be checked against it. */
+export interface SentBytes {
+  /** Bytes sent (all parts). */
+  bytes: number;
+  /** CRC32 sent with a single PutObject (base64). */
+  crc32?: string | undefined;
+  /** MD5 sent as Content-MD5 with a single PutObject (hex). */
+  md5Hex?: string | undefined;
+  /** Multipart: every UploadPart answer echoed the CRC32 sent with it. */
+  partsConfirmed?: boolean;
+}
+
 /**
- * Turns S3's answer into the sink's output after reading the object's size back (HeadObject),
- * so the core can compare it with the bytes it counted: it catches a store that kept
- * something else than what was sent (e.g. aws-chunked framing). When the check cannot run
- * the object is removed, so a file is never left behind unreported.
+ * `auto`: read the size back (HeadObject) only when the answer does not already confirm the
+ * bytes; `always`: read it back after every upload.
+ */
+export type ReadBack = 'auto' | 'always';
+
+/**
+ * How S3's answer proves it stored the bytes sent, or undefined when it does not: it echoed
+ * the CRC32 it verified (AWS with checksums on), or a plain PutObject's ETag is the MD5 of the
+ * bytes whose Content-MD5 it checked (AWS without SSE-KMS, radosgw, s3rver, MinIO).
+ */
+export function confirmationOf(answer: StoreAnswer, sent: SentBytes): 'checksum' | 'etag' | undefined {
+  if (sent.crc32 !== undefined && answer.ChecksumCRC32 === sent.crc32) return 'checksum';
+  if (sent.partsConfirmed) return 'checksum';
+  const etag = answer.ETag?.replace(/"/g, '').toLowerCase();
+  if (sent.md5Hex !== undefined && etag === sent.md5Hex) return 'etag';
+  return undefined;
+}
+
+/**
+ * Turns S3's answer into the sink's output. When the answer confirms the bytes (see
+ * `confirmationOf`) the stored size is the size sent: one round trip per small file. Else the
+ * size is read back (HeadObject) for the core to compare with the bytes it counted: it catches
+ * a store that kept something else than what was sent (e.g. aws-chunked framing). When that
+ * check cannot run the object is removed, so a file is never left behind unreported.
  */
 export async function confirmStored(
   answer: StoreAnswer,
+  sent: SentBytes,
   options: {
     client: S3Client;
     bucket: string;
     key: string;
+    readBack: ReadBack;
     /** Cuts the HeadObject (a deadline). */
     signal: AbortSignal;
     remove: (key: string, versionId?: string) => Promise<void>;
@@ -30,25 +64,23 @@ export async function confirmStored(
 ): Promise<PutObjectOutput> {
   const { client, bucket, key } = options;
   const versionId = answer.VersionId;
-  let storedSize: number | undefined;
+  const out: PutObjectOutput = {
+    etag: answer.ETag ?? '',
+    ...(versionId ? { versionId } : {}),
+    ...(answer.ChecksumCRC32 ? { checksumCRC32: answer.ChecksumCRC32 } : {}),
+  };
+  const confirmed = options.readBack === 'auto' ? confirmationOf(answer, sent) : undefined;
+  if (confirmed) return { ...out, storedSize: sent.bytes, confirmedBy: confirmed };
   try {
     const head = await client.send(
       new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
-      {
-        abortSignal: options.signal,
-      },
+      { abortSignal: options.signal },
     );
-    storedSize = head.ContentLength;
+    return { ...out, ...(head.ContentLength !== undefined ? { storedSize: head.ContentLength } : {}), confirmedBy: 'read-back' };
   } catch (err) {
     await options
       .remove(key, versionId)
       .catch((e: unknown) => options.logger?.error('DeleteObject after a failed HeadObject failed', { key, err: e }));
     throw storageError(err, 'confirm the stored file');
   }
-  return {
-    etag: answer.ETag ?? '',
-    ...(versionId ? { versionId } : {}),
-    ...(storedSize !== undefined ? { storedSize } : {}),
-    ...(answer.ChecksumCRC32 ? { checksumCRC32: answer.ChecksumCRC32 } : {}),
-  };
 }

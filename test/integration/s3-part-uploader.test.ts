@@ -1,10 +1,10 @@
 /**
- * The prototype sink (src/storage/s3-part-uploader.ts, pooled part buffers, no lib-storage)
- * against a real s3rver over HTTP: byte-exact round trips around the part boundaries, a pool
- * shared by concurrent files, and the ObjectSink failure contract (src/core/sink.ts): an
- * errored body or an aborted signal never completes an object, an opened multipart upload is
- * aborted before the call settles, and only a TIMEOUT cuts requests in flight (checked
- * against a stand-in S3 that holds its answers).
+ * The S3 sink (src/storage/s3-part-uploader.ts) against a real s3rver over HTTP: byte-exact
+ * round trips around the part boundaries, one byte budget shared by concurrent files, and the
+ * ObjectSink failure contract (src/core/sink.ts): an errored body or an aborted signal never
+ * completes an object, an opened multipart upload is aborted before the call settles, and
+ * only the hard stop (a deadline) cuts requests in flight (checked against a stand-in S3 that
+ * holds its answers).
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -14,7 +14,9 @@ import { Readable } from 'node:stream';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadError } from '../../src/core/errors.ts';
-import { createS3PartUploader, PartPool, type S3PartUploaderOptions } from '../../src/storage/s3-part-uploader.ts';
+import { createMemoryBudget } from '../../src/core/memory-budget.ts';
+import { PartPool } from '../../src/storage/part-pool.ts';
+import { createS3PartUploader, type S3PartUploaderOptions } from '../../src/storage/s3-part-uploader.ts';
 import { objectSha256 } from '../helpers/generated-file.ts';
 import { generatedBytes } from '../helpers/multipart.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
@@ -77,7 +79,12 @@ function harness(endpoint: string, options: Partial<S3PartUploaderOptions> = {})
   return { client, sent, logged, sink };
 }
 
-function putInput(key: string, body: Readable, signal = new AbortController().signal) {
+function putInput(
+  key: string,
+  body: Readable,
+  signal = new AbortController().signal,
+  extra: { hardStop?: AbortSignal; maxBytes?: number } = {},
+) {
   return {
     key,
     body,
@@ -85,7 +92,17 @@ function putInput(key: string, body: Readable, signal = new AbortController().si
     contentDisposition: 'attachment; filename="f.bin"',
     metadata: { note: 'x' },
     signal,
+    ...extra,
   };
+}
+
+/** A pool over a budget of `parts` full parts. */
+function budgetPool(parts: number, reclaimIdleMs?: number): PartPool {
+  return new PartPool({
+    partBytes: PART,
+    budget: createMemoryBudget(parts * PART, 100),
+    ...(reclaimIdleMs ? { reclaimIdleMs } : {}),
+  });
 }
 
 /** SHA-256 of what generatedBytes(size, seed, CHUNK) yields (its bytes depend on the chunk size). */
@@ -145,10 +162,13 @@ describe.each([
     expect(out.etag).toMatch(/^"[0-9a-f]+(-\d+)?"$/);
     expect(await objectSha256(client, s3.bucket, key)).toEqual({ sha256: expectedSha256(size, size + 1), size });
     const parts = size <= PART ? 0 : Math.ceil(size / PART);
-    // A body of at most one part is one PutObject (then the size is read back); above, one
-    // part per PART bytes. The test's own read-back is the GetObject.
-    if (parts === 0) expect(sent).toEqual(['PutObjectCommand', 'HeadObjectCommand', 'GetObjectCommand']);
-    else {
+    // A body of at most one part is one PutObject, whose ETag (the MD5 of the bytes, sent as
+    // Content-MD5) confirms them: no read-back. Above, one part per PART bytes and, without
+    // checksums to confirm the parts, a HeadObject. The test's own read-back is the GetObject.
+    if (parts === 0) {
+      expect(sent).toEqual(['PutObjectCommand', 'GetObjectCommand']);
+      expect(out.confirmedBy).toBe('etag');
+    } else {
       expect(sent.filter((c) => c === 'UploadPartCommand')).toHaveLength(parts);
       expect(sent).toContain('CompleteMultipartUploadCommand');
       expect(sent).toContain('HeadObjectCommand');
@@ -159,55 +179,98 @@ describe.each([
   });
 });
 
-describe('part pool', () => {
-  it('serves concurrent files from a fixed set of buffers, reused', async () => {
-    const pool = new PartPool(PART, 2);
+describe('memory: one byte budget for all files', () => {
+  it('serves concurrent files from the budget; buffers are reused', async () => {
+    const pool = budgetPool(2);
     const { client, sink } = harness(s3.endpoint, { pool });
     const size = 2 * PART + 12_345;
     const keys = ['pool/a.bin', 'pool/b.bin', 'pool/c.bin'];
+    let peak = 0;
+    const watch = setInterval(() => (peak = Math.max(peak, pool.budget.inUse)), 1);
     await Promise.all(keys.map((key, i) => sink.put(putInput(key, Readable.from(generatedBytes(size, 100 + i, CHUNK))))));
+    clearInterval(watch);
     for (const [i, key] of keys.entries())
       expect((await objectSha256(client, s3.bucket, key)).sha256).toBe(expectedSha256(size, 100 + i));
-    // 3 files x 3 parts went through 2 buffers.
-    expect(pool.created).toBe(2);
+    expect(peak).toBeLessThanOrEqual(2 * PART);
     expect(pool.inUse).toBe(0);
-    expect(pool.waiting).toBe(0);
+    expect(pool.budget.waiting).toBe(0);
     client.destroy();
   });
 
-  it('a slow client gives its half-filled buffer back to a waiting file, and both store byte-exact', async () => {
-    // One buffer for the whole sink: without reclaiming, the fast file would wait until the
-    // slow client filled its part.
-    const pool = new PartPool(PART, 1, 50);
+  it('a small file takes its own size from the budget, not a part', async () => {
+    const pool = budgetPool(1);
+    const { client, sink } = harness(s3.endpoint, { pool });
+    const size = 64 * 1024;
+    // 16 small files at once within one part's budget: each holds ~64 KiB.
+    let peakFiles = 0;
+    let peakBytes = 0;
+    const acquire = pool.acquire.bind(pool);
+    pool.acquire = async (bytes, signal) => {
+      const buf = await acquire(bytes, signal);
+      peakFiles = Math.max(peakFiles, pool.inUse);
+      peakBytes = Math.max(peakBytes, pool.budget.inUse);
+      return buf;
+    };
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        sink.put(
+          putInput(`small/${i}.bin`, Readable.from(generatedBytes(size, 400 + i, CHUNK)), undefined, { maxBytes: size + 200 }),
+        ),
+      ),
+    );
+    // All 16 held memory at once (a part each would have let one in at a time), ~64 KiB each.
+    expect(peakFiles).toBe(16);
+    expect(peakBytes).toBeLessThanOrEqual(16 * (size + 200));
+    expect((await objectSha256(client, s3.bucket, 'small/3.bin')).sha256).toBe(expectedSha256(size, 403));
+    expect(pool.budget.inUse).toBe(0);
+    client.destroy();
+  });
+
+  it('a file larger than its bound says still stores byte-exact (its buffer grows)', async () => {
+    const { client, sink } = harness(s3.endpoint, { pool: budgetPool(3) });
+    const size = PART + 77_777;
+    await sink.put(putInput('grow/a.bin', Readable.from(generatedBytes(size, 501, CHUNK)), undefined, { maxBytes: 1000 }));
+    expect(await objectSha256(client, s3.bucket, 'grow/a.bin')).toEqual({ sha256: expectedSha256(size, 501), size });
+    client.destroy();
+  });
+
+  it('slow clients keep only the bytes they sent while a waiting file needs memory; all store byte-exact', async () => {
+    // Two parts of budget, two slow clients holding a part buffer each: without reclaiming,
+    // the fast file would wait until they filled their parts.
+    const pool = budgetPool(2, 50);
     const { client, sink } = harness(s3.endpoint, { pool, queueSize: 1 });
     const slowSize = PART + 1000;
     const fastSize = 2 * PART + 7;
     const slowData = Buffer.concat([...generatedBytes(slowSize, 201)]);
-    const slow = new Readable({ read() {} });
-    slow.push(slowData.subarray(0, 300_000));
-    const slowPut = sink.put(putInput('reclaim/slow.bin', slow));
-    // The slow file holds the only buffer with 300,000 bytes in it, then its client pauses.
+    const slows = [0, 1].map((i) => {
+      const body = new Readable({ read() {} });
+      body.push(slowData.subarray(0, 300_000));
+      return { body, put: sink.put(putInput(`reclaim/slow-${i}.bin`, body)) };
+    });
+    // Each slow file holds a full buffer with 300,000 bytes in it, then its client pauses.
     await new Promise((r) => setTimeout(r, 20));
-    expect(pool.inUse).toBe(1);
-    // Without reclaiming this never ends (the slow client sends nothing until it has).
+    expect(pool.budget.inUse).toBe(2 * PART);
+    // Without reclaiming this never ends (the slow clients send nothing until it has).
     await sink.put(putInput('reclaim/fast.bin', Readable.from(generatedBytes(fastSize, 202, CHUNK))));
     expect(pool.reclaimed).toBeGreaterThanOrEqual(1);
-    // Then the slow client sends the rest: its parked bytes go back into a buffer first.
-    slow.push(slowData.subarray(300_000));
-    slow.push(null);
-    await slowPut;
+    // Then the slow clients send the rest: their parked bytes go back into a part buffer first.
+    for (const { body } of slows) {
+      body.push(slowData.subarray(300_000));
+      body.push(null);
+    }
+    await Promise.all(slows.map((s) => s.put));
     expect((await objectSha256(client, s3.bucket, 'reclaim/fast.bin')).sha256).toBe(expectedSha256(fastSize, 202));
-    expect(await objectSha256(client, s3.bucket, 'reclaim/slow.bin')).toEqual({
-      sha256: createHash('sha256').update(slowData).digest('hex'),
-      size: slowSize,
-    });
-    expect(pool.created).toBe(1);
+    for (const i of [0, 1])
+      expect(await objectSha256(client, s3.bucket, `reclaim/slow-${i}.bin`)).toEqual({
+        sha256: createHash('sha256').update(slowData).digest('hex'),
+        size: slowSize,
+      });
     expect(pool.inUse).toBe(0);
     client.destroy();
   });
 
   it('a client that keeps sending keeps its buffer', async () => {
-    const pool = new PartPool(PART, 2, 200);
+    const pool = budgetPool(2, 200);
     const { client, sink } = harness(s3.endpoint, { pool });
     const size = 3 * PART + 5;
     await Promise.all(
@@ -292,10 +355,10 @@ describe('failure contract on s3rver', () => {
  */
 async function startSlowS3(partDelayMs: number): Promise<{
   endpoint: string;
-  seen: { answered: number; cut: number; aborts: number; deletes: number };
+  seen: { started: number; answered: number; cut: number; aborts: number; deletes: number };
   close(): Promise<void>;
 }> {
-  const seen = { answered: 0, cut: 0, aborts: 0, deletes: 0 };
+  const seen = { started: 0, answered: 0, cut: 0, aborts: 0, deletes: 0 };
   const timers = new Set<NodeJS.Timeout>();
   const server: Server = createServer((req: IncomingMessage, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -306,6 +369,7 @@ async function startSlowS3(partDelayMs: number): Promise<{
       return;
     }
     if (req.method === 'PUT' && url.searchParams.has('partNumber')) {
+      seen.started++;
       let answered = false;
       res.on('close', () => {
         if (!answered) seen.cut++;
@@ -343,32 +407,43 @@ async function startSlowS3(partDelayMs: number): Promise<{
   };
 }
 
+/** Waits (bounded) until the stand-in has seen `n` part requests arrive. */
+async function partsArrived(seen: { started: number }, n: number): Promise<void> {
+  for (let i = 0; i < 500 && seen.started < n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(seen.started).toBe(n);
+}
+
 describe('signal semantics against an S3 that holds its answers', () => {
-  it('any other reason cuts the parts in flight (a stalled S3 cannot hold the upload), then aborts', async () => {
+  it('an abort without a hard stop cuts the parts in flight (a stalled S3 cannot hold the upload), then aborts', async () => {
     const slow = await startSlowS3(400);
     const { client, sink } = harness(slow.endpoint);
     const controller = new AbortController();
     const put = sink.put(putInput('slow/finish.bin', failingBody(2 * PART + 1000), controller.signal));
-    await new Promise((r) => setTimeout(r, 150));
+    await partsArrived(slow.seen, 2);
     controller.abort(new UploadError('CLIENT_CLOSED_REQUEST', 'gone'));
     await expect(put).rejects.toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
     await new Promise((r) => setTimeout(r, 50));
     // Both parts were cut, not answered; the upload was aborted; nothing to delete (no
     // PutObject or Complete was in flight).
-    expect(slow.seen).toMatchObject({ answered: 0, cut: 2, aborts: 1, deletes: 0 });
+    expect(slow.seen).toMatchObject({ started: 2, answered: 0, cut: 2, aborts: 1, deletes: 0 });
     expect(sink.pool.inUse).toBe(0);
     client.destroy();
     await slow.close();
   });
 
-  it('a TIMEOUT cuts parts in flight at once and still aborts', async () => {
+  it('a hard stop (deadline) cuts parts in flight at once and still aborts', async () => {
     const slow = await startSlowS3(Infinity);
     const { client, sink } = harness(slow.endpoint);
     const controller = new AbortController();
-    const put = sink.put(putInput('slow/timeout.bin', failingBody(2 * PART + 1000), controller.signal));
-    await new Promise((r) => setTimeout(r, 150));
+    const hardStop = new AbortController();
+    const put = sink.put(
+      putInput('slow/timeout.bin', failingBody(2 * PART + 1000), controller.signal, { hardStop: hardStop.signal }),
+    );
+    await partsArrived(slow.seen, 2);
     const t0 = performance.now();
-    controller.abort(new UploadError('TIMEOUT', 'deadline'));
+    const reason = new UploadError('TIMEOUT', 'deadline');
+    controller.abort(reason);
+    hardStop.abort(reason);
     await expect(put).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(slow.seen.answered).toBe(0);

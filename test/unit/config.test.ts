@@ -29,11 +29,11 @@ describe('loadConfig', () => {
         unsignedPayload: undefined,
         region: 'us-east-1',
         checksumCalculation: 'WHEN_REQUIRED',
-        uploader: 'pooled',
+        readBack: 'auto',
       },
       lambda: { maxBodyBytes: 6 * 2 ** 20, deadlineMarginMs: 3000 },
       timeouts: { headersMs: 30_000, idleMs: 120_000, drainMs: 25_000 },
-      memory: { budgetBytes: 192 * 2 ** 20, maxWaiting: 64, gcEveryBytes: 4 * 2 ** 20 },
+      memory: { budgetBytes: 40 * 2 ** 20, maxWaiting: 1024, gcEveryBytes: 4 * 2 ** 20 },
       allowedTypes: undefined,
       sha256: 'requested',
       authTokens: {},
@@ -125,7 +125,12 @@ describe('loadConfig', () => {
     ],
     [{ UPLOAD_MEMORY_BYTES: 'lots' }, 'UPLOAD_MEMORY_BYTES must be a byte size'],
     [{ UPLOAD_HEADERS_TIMEOUT_MS: '5' }, 'UPLOAD_HEADERS_TIMEOUT_MS must be between 100 and 600000'],
-    [{ S3_UPLOADER: 'fast' }, 'S3_UPLOADER must be one of lib-storage, pooled'],
+    [{ S3_READ_BACK: 'never' }, 'S3_READ_BACK must be one of auto, always'],
+    [{ UPLOAD_MEMORY_BYTES: '1MiB' }, 'UPLOAD_MEMORY_BYTES (1048576) must be 0 or at least S3_PART_BYTES (5242880)'],
+    [
+      { UPLOAD_MEMORY_BYTES: '8MiB', S3_PART_BYTES: '16MiB' },
+      'UPLOAD_MEMORY_BYTES (8388608) must be 0 or at least S3_PART_BYTES',
+    ],
     [{ UPLOAD_SHA256: 'sometimes' }, 'UPLOAD_SHA256 must be one of requested, always'],
     [{ UPLOAD_GC_EVERY_BYTES: '-1' }, 'UPLOAD_GC_EVERY_BYTES must be a byte size'],
     [{ S3_UNSIGNED_PAYLOAD: 'maybe' }, 'S3_UNSIGNED_PAYLOAD must be true or false'],
@@ -165,9 +170,9 @@ describe('loadConfig', () => {
       expect.stringMatching(/^UPLOAD_DRAIN_TIMEOUT_MS must be between 0 and 3600000/),
     ]);
     expect(c.authTokens).toEqual({ default: 'x'.repeat(16) });
-    expect(loadConfig({}).s3.uploader).toBe('pooled');
-    expect(loadConfig({ S3_UPLOADER: 'lib-storage' }).s3.uploader).toBe('lib-storage');
-    expect(loadConfig({ S3_UPLOADER: 'pooled' }).s3.uploader).toBe('pooled');
+    expect(loadConfig({}).s3.readBack).toBe('auto');
+    expect(loadConfig({ S3_READ_BACK: 'Always' }).s3.readBack).toBe('always');
+    expect(loadConfig({ UPLOAD_MEMORY_BYTES: '5MiB' }).memory.budgetBytes).toBe(5 * 2 ** 20);
   });
 
   it('treats empty variables as unset', () => {

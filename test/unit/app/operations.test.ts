@@ -192,7 +192,13 @@ describe('/metrics', () => {
     const metrics = createPrometheusMetrics({
       lifecycle,
       processMetrics: false,
-      memoryBudget: { acquire: () => Promise.reject(new Error('unused')), inUse: 4096, waiting: 2 },
+      memoryBudget: {
+        totalBytes: 1 << 20,
+        acquire: () => Promise.reject(new Error('unused')),
+        tryAcquire: () => undefined,
+        inUse: 4096,
+        waiting: 2,
+      },
     });
     const { send, app, sink } = setup({ metrics, lifecycle });
     const two = buildMultipart([
