@@ -19,8 +19,12 @@ export interface MemoryLease {
 export interface MemoryBudget {
   /** Bytes the budget holds at most (Infinity when unbounded). */
   readonly totalBytes: number;
-  /** Resolves once `bytes` are leased; rejects BUSY past the queue bound, or with the signal's reason. */
-  acquire(bytes: number, signal: AbortSignal): Promise<MemoryLease>;
+  /**
+   * Resolves once `bytes` are leased; rejects with the signal's reason, or BUSY when
+   * `maxWaiting` requests wait already. `queued: true` waits past that bound: for an upload
+   * already under way, which must not fail half-stored once it was let in.
+   */
+  acquire(bytes: number, signal: AbortSignal, options?: { queued?: boolean }): Promise<MemoryLease>;
   /** A lease at once when there is room and nobody waits; undefined otherwise. */
   tryAcquire(bytes: number): MemoryLease | undefined;
   /** Bytes leased now (tests, metrics). */
@@ -83,14 +87,14 @@ export function createMemoryBudget(totalBytes: number, maxWaiting: number): Memo
       inUse += bytes;
       return lease(bytes);
     },
-    acquire(requested, signal) {
+    acquire(requested, signal, options) {
       const bytes = clamp(requested);
       if (signal.aborted) return Promise.reject(abortReason(signal));
       if (queue.length === 0 && inUse + bytes <= total) {
         inUse += bytes;
         return Promise.resolve(lease(bytes));
       }
-      if (queue.length >= maxWaiting) {
+      if (queue.length >= maxWaiting && !options?.queued) {
         return Promise.reject(
           new UploadError('BUSY', `The server is at its upload memory limit; retry in ${BUSY_RETRY_AFTER_SECONDS} s`),
         );

@@ -87,9 +87,10 @@ export class PartPool {
 
   /**
    * A buffer of `bytes` (at most `partBytes`; contents undefined), once the budget has them.
-   * Rejects BUSY past the budget's queue, or with the signal's reason.
+   * Rejects with the signal's reason, or BUSY past the budget's queue unless `queued` (see
+   * MemoryBudget.acquire).
    */
-  async acquire(bytes: number, signal: AbortSignal): Promise<Buffer> {
+  async acquire(bytes: number, signal: AbortSignal, options?: { queued?: boolean }): Promise<Buffer> {
     if (!(bytes >= 1 && bytes <= this.partBytes))
       throw new RangeError(`a part buffer holds 1..${this.partBytes} bytes, got ${bytes}`);
     if (bytes === this.partBytes) {
@@ -103,7 +104,7 @@ export class PartPool {
       lease = this.budget.tryAcquire(bytes);
     }
     if (!lease) {
-      const pending = this.budget.acquire(bytes, signal);
+      const pending = this.budget.acquire(bytes, signal, options);
       this.#watchIdle();
       lease = await pending;
     }

@@ -151,6 +151,8 @@ class FileUpload {
   /** Every UploadPart answer echoed the CRC32 sent with it. */
   #partsConfirmed = true;
   #create: Promise<string> | undefined;
+  /** The file has had a buffer (it was let in). */
+  #started = false;
   readonly #holder: PoolHolder;
 
   constructor(ctx: SinkContext, input: PutObjectInput) {
@@ -266,13 +268,17 @@ class FileUpload {
       if (this.#failure !== undefined) throw this.#failure;
       this.#fill = undefined;
       this.#sendPart(fill, this.#filled);
-      this.#fill = await pool.acquire(this.#nextPartBytes(), this.#stop.signal);
+      this.#fill = await pool.acquire(this.#nextPartBytes(), this.#stop.signal, { queued: true });
       this.#filled = 0;
       return;
     }
     // No buffer yet, or one smaller than a part that is full: a file larger than its bound
     // said, or a part parked while its client was idle. Move to a larger buffer.
-    const bigger = await pool.acquire(fill ? this.#grownPartBytes(fill.length) : this.#nextPartBytes(), this.#stop.signal);
+    // Only a file's first buffer may be refused BUSY: one under way waits its turn.
+    const bigger = await pool.acquire(fill ? this.#grownPartBytes(fill.length) : this.#nextPartBytes(), this.#stop.signal, {
+      queued: this.#started,
+    });
+    this.#started = true;
     if (fill) {
       fill.copy(bigger, 0, 0, this.#filled);
       pool.release(fill);

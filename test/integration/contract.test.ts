@@ -1,6 +1,6 @@
 /**
  * One contract, every adapter: the same requests through the app itself (no sockets), the
- * Node server (with either S3 uploader) and the Lambda function (REST payload 1.0 and
+ * Node server and the Lambda function (REST payload 1.0 and
  * Function URL payload 2.0), all writing into one real s3rver, must give the same statuses,
  * bodies, stored bytes, authentication answers and caller records.
  */
@@ -40,7 +40,6 @@ interface Transport {
 
 let s3: TestS3rver;
 let server: RunningServer;
-let libStorageServer: RunningServer;
 let tokenServer: RunningServer;
 const transports: Record<string, Transport> = {};
 /** The same transports with bearer tokens configured (Lambda events then carry no IAM principal). */
@@ -85,12 +84,6 @@ beforeAll(async () => {
     s3: { credentials: S3RVER_CREDENTIALS },
     logger: createLogger('silent'),
   });
-  // The same server with the lib-storage uploader (S3_UPLOADER=lib-storage) in place of the
-  // default pooled one.
-  libStorageServer = await startServer(loadConfig({ ...env, PORT: '0', S3_UPLOADER: 'lib-storage' }), {
-    s3: { credentials: S3RVER_CREDENTIALS },
-    logger: createLogger('silent'),
-  });
   const nodeTransport = (running: RunningServer): Transport => ({
     async send({ method = 'POST', path = '/uploads', headers = {}, body }) {
       const res = await fetch(running.url + path, { method, headers, ...(body ? { body } : {}) });
@@ -98,7 +91,6 @@ beforeAll(async () => {
     },
   });
   transports['node'] = nodeTransport(server);
-  transports['node, lib-storage uploader'] = nodeTransport(libStorageServer);
   const appConfig = (extra: Record<string, string> = {}) => loadConfig({ ...env, ...extra });
   const appOptions = { logger: createLogger('silent'), s3: { credentials: S3RVER_CREDENTIALS }, sessionSecret: SESSION_SECRET };
   transports['app (no sockets)'] = appTransport(createServiceApp(appConfig(), appOptions).app);
@@ -145,7 +137,6 @@ function conforming(transport: Transport): Transport {
 afterAll(async () => {
   await closeFunctions();
   await server?.close();
-  await libStorageServer?.close();
   await tokenServer?.close();
   await s3?.close();
 });
@@ -194,97 +185,94 @@ const ERROR_CASES: Array<[string, Request, number, string]> = [
   ['wrong method', { method: 'GET', path: '/uploads' }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
-describe.each(['app (no sockets)', 'node', 'node, lib-storage uploader', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])(
-  'contract: %s',
-  (name) => {
-    const send = (req: Request) => transports[name]!.send(req);
+describe.each(['app (no sockets)', 'node', 'lambda REST (1.0)', 'lambda Function URL (2.0)'])('contract: %s', (name) => {
+  const send = (req: Request) => transports[name]!.send(req);
 
-    it('stores every file byte-exact and answers 201 with files and fields', async () => {
-      const a = file('doc', 700 * KiB, 1);
-      const b = file('img', 3, 2);
-      const res = await send(multipart([{ name: 'owner', value: 'svc' }, a, b, { name: 'after', value: 'z' }]));
-      expect(res.status).toBe(201);
-      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-      const json = JSON.parse(res.body) as { files: Array<{ key: string }> };
-      expect(json).toMatchObject({
-        fields: { owner: 'svc', after: 'z' },
-        files: [
-          { field: 'doc', filename: 'doc.bin', size: 700 * KiB, contentType: 'application/octet-stream', bucket: s3.bucket },
-          { field: 'img', filename: 'img.bin', size: 3 },
-        ],
-      });
-      expect(await readSha(json.files[0]!.key)).toBe(sha256((a as { data: Buffer }).data));
-      expect(await readSha(json.files[1]!.key)).toBe(sha256((b as { data: Buffer }).data));
+  it('stores every file byte-exact and answers 201 with files and fields', async () => {
+    const a = file('doc', 700 * KiB, 1);
+    const b = file('img', 3, 2);
+    const res = await send(multipart([{ name: 'owner', value: 'svc' }, a, b, { name: 'after', value: 'z' }]));
+    expect(res.status).toBe(201);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const json = JSON.parse(res.body) as { files: Array<{ key: string }> };
+    expect(json).toMatchObject({
+      fields: { owner: 'svc', after: 'z' },
+      files: [
+        { field: 'doc', filename: 'doc.bin', size: 700 * KiB, contentType: 'application/octet-stream', bucket: s3.bucket },
+        { field: 'img', filename: 'img.bin', size: 3 },
+      ],
     });
+    expect(await readSha(json.files[0]!.key)).toBe(sha256((a as { data: Buffer }).data));
+    expect(await readSha(json.files[1]!.key)).toBe(sha256((b as { data: Buffer }).data));
+  });
 
-    it('streams NDJSON events ending with done', async () => {
-      const res = await send(multipart([file('f', 2 * KiB)], 'application/x-ndjson'));
-      expect(res.status).toBe(200);
-      expect(res.headers['content-type']).toBe('application/x-ndjson');
-      const types = res.body
-        .trim()
-        .split('\n')
-        .map((l) => (JSON.parse(l) as { type: string }).type);
-      expect(types).toEqual(['file-started', 'file-stored', 'done']);
-    });
+  it('streams NDJSON events ending with done', async () => {
+    const res = await send(multipart([file('f', 2 * KiB)], 'application/x-ndjson'));
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/x-ndjson');
+    const types = res.body
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types).toEqual(['file-started', 'file-stored', 'done']);
+  });
 
-    it('ends a started NDJSON stream with an error line and stores nothing', async () => {
-      const before = await listKeys();
-      const res = await send(multipart([file('f', MiB + 10)], 'application/x-ndjson'));
-      expect(res.status).toBe(200);
-      const lines = res.body
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { type: string });
-      expect(lines[0]).toMatchObject({ type: 'file-started' });
-      expect(lines.at(-1)).toEqual({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
-      expect(await listKeys()).toEqual(before);
-    });
+  it('ends a started NDJSON stream with an error line and stores nothing', async () => {
+    const before = await listKeys();
+    const res = await send(multipart([file('f', MiB + 10)], 'application/x-ndjson'));
+    expect(res.status).toBe(200);
+    const lines = res.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
+    expect(lines[0]).toMatchObject({ type: 'file-started' });
+    expect(lines.at(-1)).toEqual({ type: 'error', code: 'FILE_TOO_LARGE', message: expect.any(String) });
+    expect(await listKeys()).toEqual(before);
+  });
 
-    it.each(ERROR_CASES)('%s -> %i %s, nothing stored', async (_label, req, status, code) => {
-      const before = await listKeys();
-      const res = await send(req);
-      expect(res.status).toBe(status);
-      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-      // `deleted` may list files the request had stored before it failed; none may be left.
-      const { error } = JSON.parse(res.body) as { error: Record<string, unknown> };
-      expect(error).toMatchObject({ code, message: expect.any(String) });
-      expect(Object.keys(error).filter((k) => !['code', 'message', 'deleted'].includes(k))).toEqual([]);
-      expect(await listKeys()).toEqual(before);
-    });
+  it.each(ERROR_CASES)('%s -> %i %s, nothing stored', async (_label, req, status, code) => {
+    const before = await listKeys();
+    const res = await send(req);
+    expect(res.status).toBe(status);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    // `deleted` may list files the request had stored before it failed; none may be left.
+    const { error } = JSON.parse(res.body) as { error: Record<string, unknown> };
+    expect(error).toMatchObject({ code, message: expect.any(String) });
+    expect(Object.keys(error).filter((k) => !['code', 'message', 'deleted'].includes(k))).toEqual([]);
+    expect(await listKeys()).toEqual(before);
+  });
 
-    it('replays a retry with the same Idempotency-Key and refuses the key for another request (422)', async () => {
-      const key = `contract-${name}-${Date.now()}`;
-      const req = multipart([file('f', 10, 3)]);
-      const keyed = { ...req, headers: { ...req.headers, 'idempotency-key': key } };
-      const first = await send(keyed);
-      expect(first.status).toBe(201);
-      const before = await listKeys();
-      const retry = await send(keyed);
-      expect({ status: retry.status, body: retry.body, replayed: retry.headers['idempotent-replayed'] }).toEqual({
-        status: 201,
-        body: first.body,
-        replayed: 'true',
-      });
-      const other = multipart([file('g', 11, 4)]);
-      const reused = await send({ ...other, headers: { ...other.headers, 'idempotency-key': key } });
-      expect(reused.status).toBe(422);
-      expect(JSON.parse(reused.body)).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
-      expect(await listKeys()).toEqual(before);
+  it('replays a retry with the same Idempotency-Key and refuses the key for another request (422)', async () => {
+    const key = `contract-${name}-${Date.now()}`;
+    const req = multipart([file('f', 10, 3)]);
+    const keyed = { ...req, headers: { ...req.headers, 'idempotency-key': key } };
+    const first = await send(keyed);
+    expect(first.status).toBe(201);
+    const before = await listKeys();
+    const retry = await send(keyed);
+    expect({ status: retry.status, body: retry.body, replayed: retry.headers['idempotent-replayed'] }).toEqual({
+      status: 201,
+      body: first.body,
+      replayed: 'true',
     });
+    const other = multipart([file('g', 11, 4)]);
+    const reused = await send({ ...other, headers: { ...other.headers, 'idempotency-key': key } });
+    expect(reused.status).toBe(422);
+    expect(JSON.parse(reused.body)).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
+    expect(await listKeys()).toEqual(before);
+  });
 
-    it('answers the health check', async () => {
-      const res = await send({ method: 'GET', path: '/healthz' });
-      expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
-    });
+  it('answers the health check', async () => {
+    const res = await send({ method: 'GET', path: '/healthz' });
+    expect({ status: res.status, body: JSON.parse(res.body) }).toEqual({ status: 200, body: { status: 'ok' } });
+  });
 
-    it('serves its OpenAPI document', async () => {
-      const res = await send({ method: 'GET', path: '/openapi.json' });
-      expect(res.status).toBe(200);
-      expect(JSON.parse(res.body)).toMatchObject({ openapi: '3.1.1', paths: { '/uploads': {} } });
-    });
-  },
-);
+  it('serves its OpenAPI document', async () => {
+    const res = await send({ method: 'GET', path: '/openapi.json' });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ openapi: '3.1.1', paths: { '/uploads': {} } });
+  });
+});
 
 async function uploadedBy(key: string): Promise<string | undefined> {
   const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));

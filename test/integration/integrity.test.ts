@@ -170,8 +170,9 @@ describe('content type allowlist (UPLOAD_ALLOWED_TYPES)', () => {
 
 describe('memory budget (UPLOAD_MEMORY_BYTES)', () => {
   it('runs files within the budget, makes others wait, and refuses past the queue with 503 BUSY', async () => {
-    // With the pooled uploader (default) a file reserves one 5 MiB part: one runs, one waits,
-    // one is refused.
+    // A budget of one 5 MiB part: a 24 MiB file holds a part buffer, the next file waits for
+    // one, a third is refused (queue of 1). The two let in take turns with the budget until
+    // both are stored: a file under way is never refused.
     const url = await start({ UPLOAD_MEMORY_BYTES: String(5 * MiB), UPLOAD_MEMORY_QUEUE: '1', UPLOAD_SHA256: 'always' });
     const send = (seed: number) => {
       const body = streamMultipart([{ name: 'f', filename: `${seed}.bin`, size: 24 * MiB, seed }]);

@@ -74,6 +74,18 @@ describe('memory budget (bytes)', () => {
     (await waiting).release();
   });
 
+  it('an upload under way (queued) waits past the bound instead of being refused', async () => {
+    const budget = createMemoryBudget(10, 1);
+    const hold = await budget.acquire(10, never);
+    const first = budget.acquire(10, never);
+    const underWay = budget.acquire(10, never, { queued: true });
+    expect(budget.waiting).toBe(2);
+    hold.release();
+    (await first).release();
+    (await underWay).release();
+    expect(budget.inUse).toBe(0);
+  });
+
   it('drops a waiter whose request is aborted, and lets the ones behind it in', async () => {
     const budget = createMemoryBudget(10, 5);
     const hold = await budget.acquire(6, never);
