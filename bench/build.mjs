@@ -22,6 +22,7 @@ export const BUNDLE_DIR = path.join(ROOT, 'bench/results/tmp');
 /** Server entry points by bundle name (bench/variants.mjs says which variant runs which). */
 export const ENTRIES = {
   raw: 'bench/baselines/raw-discard.mjs',
+  proxy: 'bench/baselines/proxy-put.mjs',
   busboy: 'bench/baselines/busboy-parse.mjs',
   naive: 'bench/baselines/naive-lib-storage.mjs',
   buffered: 'bench/baselines/buffered.mjs',

@@ -8,7 +8,7 @@ const COLORS = {
   service: '#43a047',
   'service-sha256': '#8e24aa',
   'service-nogc': '#a5d6a7',
-  'lib-storage': '#1e88e5',
+  proxy: '#1e88e5',
 };
 const W = 1040;
 const PANEL_W = 480;

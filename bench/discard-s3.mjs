@@ -7,19 +7,26 @@
 // Runs as its own process (the bench reads its CPU and RSS apart from the server's; all
 // processes still share the machine's cores):
 //
-//   node bench/discard-s3.mjs [--port=0] [--fail-part=N]
+//   node bench/discard-s3.mjs [--port=0] [--fail-part=N] [--delay-ms=N]
+//
+// It answers as AWS does where that decides how many requests an upload costs: a request that
+// carries `x-amz-checksum-crc32` gets back the CRC32 of the bytes received (computed here), and
+// a PutObject's ETag is the MD5 of its bytes. With --delay-ms=N every S3 request is answered N
+// ms after its body was read (a round trip to a region; 0 by default).
 //
 // prints {"port":N} on stdout when listening. With --fail-part=N, UploadPart number N of every
 // upload is answered 403 AccessDenied after its body was read (not retried by the SDK): what a
 // pipeline does after a part fails can then be measured (bench/failure-cost.mjs).
 //
 // GET /__stats returns the counters as JSON; POST /__reset zeroes them.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { crc32 } from 'node:zlib';
 
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const port = Number(arg('port') ?? 0);
 const failPart = Number(arg('fail-part') ?? 0);
+const delayMs = Number(arg('delay-ms') ?? 0);
 
 const stats = {
   requests: 0,
@@ -62,14 +69,31 @@ function s3Error(res, status, code, message) {
   send(res, status, xml(`<Error><Code>${code}</Code><Message>${esc(message)}</Message></Error>`));
 }
 
-/** Reads a body and drops it; resolves with its length. */
-function drain(req) {
+/**
+ * Reads a body and drops it; resolves with its length, and with the CRC32 (base64, as S3 writes
+ * it) when the request carried one to check, and the MD5 (hex) when `md5` is asked for.
+ */
+function drain(req, { md5 = false } = {}) {
+  const wantCrc = typeof req.headers['x-amz-checksum-crc32'] === 'string';
+  const hash = md5 ? createHash('md5') : undefined;
+  let crc = 0;
   return new Promise((resolve, reject) => {
     let n = 0;
     req.on('data', (chunk) => {
       n += chunk.length;
+      if (wantCrc) crc = crc32(chunk, crc);
+      hash?.update(chunk);
     });
-    req.on('end', () => resolve(n));
+    req.on('end', () => {
+      const out = new Number(n);
+      if (wantCrc) {
+        const b = Buffer.alloc(4);
+        b.writeUInt32BE(crc >>> 0);
+        out.crc32 = b.toString('base64');
+      }
+      if (hash) out.md5 = hash.digest('hex');
+      resolve(out);
+    });
     req.on('error', reject);
     req.on('aborted', () => reject(new Error('aborted')));
   });
@@ -124,7 +148,7 @@ async function handle(req, res) {
   if (m === 'PUT' && q.has('partNumber') && q.has('uploadId')) {
     const upload = uploads.get(q.get('uploadId'));
     const n = await drain(req);
-    stats.bytes += n;
+    stats.bytes += +n;
     if (!upload) return s3Error(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
     if (upload.failed) {
       stats.partsAfterFailure++;
@@ -134,10 +158,10 @@ async function handle(req, res) {
       upload.failed = true;
       return s3Error(res, 403, 'AccessDenied', `Part ${failPart} refused (--fail-part)`);
     }
-    upload.bytes += n;
+    upload.bytes += +n;
     upload.parts++;
     stats.parts++;
-    return send(res, 200, '', { etag: etagOf(++etagSeq) });
+    return send(res, 200, '', { etag: etagOf(++etagSeq), ...(n.crc32 ? { 'x-amz-checksum-crc32': n.crc32 } : {}) });
   }
   if (m === 'POST' && q.has('uploadId')) {
     const upload = uploads.get(q.get('uploadId'));
@@ -163,12 +187,12 @@ async function handle(req, res) {
     return send(res, 204);
   }
   if (m === 'PUT') {
-    const n = await drain(req);
-    stats.bytes += n;
+    const n = await drain(req, { md5: true });
+    stats.bytes += +n;
     stats.puts++;
-    const etag = etagOf(++etagSeq);
-    objects.set(key, { size: n, etag });
-    return send(res, 200, '', { etag });
+    const etag = `"${n.md5}"`;
+    objects.set(key, { size: +n, etag });
+    return send(res, 200, '', { etag, ...(n.crc32 ? { 'x-amz-checksum-crc32': n.crc32 } : {}) });
   }
   if (m === 'HEAD' || m === 'GET') {
     await drain(req);
@@ -191,6 +215,20 @@ async function handle(req, res) {
 
 // A large socket high-water mark: fewer, larger reads keep this process's share of the CPU low.
 const server = createServer({ highWaterMark: 1024 * 1024, keepAliveTimeout: 30_000 }, (req, res) => {
+  if (delayMs > 0 && !req.url.startsWith('/__')) {
+    // Answer late: the response is held, the body is read at once.
+    const writeHead = res.writeHead.bind(res);
+    const end = res.end.bind(res);
+    let head;
+    res.writeHead = (...a) => ((head = a), res);
+    res.end = (...a) => {
+      setTimeout(() => {
+        if (head) writeHead(...head);
+        end(...a);
+      }, delayMs);
+      return res;
+    };
+  }
   handle(req, res).catch((err) => {
     stats.errors++;
     if (!res.headersSent) s3Error(res, 500, 'InternalError', String(err?.message ?? err));

@@ -4,7 +4,7 @@
 // still sent to S3 after the refusal. The service variants run as in bench/run.mjs
 // (bench/variants.mjs). Writes bench/results/failure-cost.{json,md}.
 //
-//   node bench/failure-cost.mjs [--size=1GiB] [--src=HEAD] [--only=naive,service,lib-storage]
+//   node bench/failure-cost.mjs [--size=1GiB] [--src=HEAD] [--only=naive,service]
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
@@ -15,7 +15,7 @@ import { VARIANTS, variantEnv } from './variants.mjs';
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const sizeArg = arg('size', '1GiB');
 const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
-const variants = arg('only', 'naive,service,lib-storage').split(',');
+const variants = arg('only', 'naive,service').split(',');
 for (const v of variants) if (!VARIANTS[v]?.s3) throw new Error(`${v}: not a variant that stores to S3`);
 const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], arg('src', undefined));
 

@@ -6,7 +6,7 @@
 // The service variants run as in bench/run.mjs (bench/variants.mjs: npm start's node flags,
 // unsigned payload and CRC32 per part as over TLS). Writes bench/results/steady-rss.{json,md}.
 //
-//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc,lib-storage]
+//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc]
 import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const rounds = Number(arg('rounds', 2));
-const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc', 'lib-storage'];
+const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc'];
 const names = arg('only', DEFAULT_VARIANTS.join(',')).split(',');
 for (const n of names) variantEnv(n, { discard: true }); // throws on an unknown name
 const SIZES = [64 * MiB, GiB, 4 * GiB];

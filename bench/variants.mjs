@@ -46,6 +46,11 @@ const service = (env, label) => ({
 export const VARIANTS = {
   raw: { bundle: 'raw', s3: false, label: 'raw: node:http server that discards the body (loopback ceiling)' },
   busboy: { bundle: 'busboy', s3: false, label: 'busboy parse-only (parser ceiling)' },
+  proxy: {
+    bundle: 'proxy',
+    s3: true,
+    label: 'proxy ceiling: node:http piping the raw body into one PUT to the S3 (one socket in, one out)',
+  },
   naive: {
     bundle: 'naive',
     s3: true,
@@ -54,16 +59,12 @@ export const VARIANTS = {
   buffered: { bundle: 'buffered', s3: true, label: 'buffered: whole file in memory (multer memoryStorage), then Upload' },
   service: service(
     {},
-    'this service: npm start (src/server.ts bundle, its node flags, default settings: pooled uploader, CRC32 per part, GC pacer); unsigned payload as over TLS',
+    'this service: npm start (src/server.ts bundle, its node flags, default settings: byte budget, CRC32 per part, GC pacer); unsigned payload as over TLS',
   ),
   'service-sha256': service({ UPLOAD_SHA256: 'always' }, 'service + UPLOAD_SHA256=always: a SHA-256 of every file'),
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',
-  ),
-  'lib-storage': service(
-    { S3_UPLOADER: 'lib-storage' },
-    "service + S3_UPLOADER=lib-storage: the previous uploader (lib-storage's Upload per file; it signs every part's payload, S3_UNSIGNED_PAYLOAD applies to the pooled uploader only)",
   ),
 };
 
@@ -76,7 +77,7 @@ export function variantEnv(name, { discard }) {
 
 /** One line on how the service variants run, for the results files. */
 export const SERVICE_NOTE =
-  `Service variants (service*, lib-storage) run the src/server.ts bundle with npm start's node flags (${SERVICE_NODE_ARGS.join(' ') || 'none'}, ` +
+  `Service variants (service*) run the src/server.ts bundle with npm start's node flags (${SERVICE_NODE_ARGS.join(' ') || 'none'}, ` +
   `from package.json); on the discard S3 with ${Object.entries(AS_OVER_TLS)
     .map(([k, v]) => `${k}=${v}`)
     .join(
