@@ -22,6 +22,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { crc32 } from 'node:zlib';
+import { setTimeout } from 'node:timers';
 
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const port = Number(arg('port') ?? 0);

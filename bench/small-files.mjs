@@ -16,9 +16,10 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { buildBundles } from './build.mjs';
 import { GiB, MiB, NODE, ROOT, cpuSeconds, loadAverage, median, memoryKiB, startDiscardS3, startServer } from './lib.mjs';
-import { SERVICE_NODE_ARGS, SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
+import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, def) => {
