@@ -159,6 +159,30 @@ export function runClient({ url, count, size, timeoutMs }) {
   });
 }
 
+/** Runs the small-file client (bench/small-client.mjs) once; resolves with its JSON report. */
+export function runSmallClient(opts) {
+  const child = spawn(NODE, [path.join(ROOT, 'bench/small-client.mjs'), JSON.stringify(opts)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.durationMs + 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1)));
+      } catch {
+        resolve({ ok: 0, requests: 0, error: `client exited ${code}: ${err || out}`.slice(0, 300) });
+      }
+    });
+  });
+}
+
 export function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return undefined;

@@ -5,11 +5,13 @@
 // with npm start's node flags and, on the discard S3, unsigned payload and CRC32 per part).
 //
 //   node bench/profile.mjs [--variant=naive|service|service-sha256] [--size=1GiB] [--src=HEAD] [--env=K=V,...] [--label=x]
+//   node bench/profile.mjs --clients=16 --size=64KiB [--delay-ms=10] ...   small files: keep-alive clients for 5 s
+//     (bench/small-client.mjs), CPU per request
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
-import { GiB, MiB, ROOT, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { GiB, MiB, ROOT, runClient, runSmallClient, startDiscardS3, startServer } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const PROFILED = ['naive', 'service', 'service-sha256'];
@@ -20,7 +22,13 @@ if (!PROFILED.includes(variant))
   throw new Error(`--variant must be one of ${PROFILED.join(', ')}, got ${JSON.stringify(variant)}`);
 const { bundle: bundleName, nodeArgs = [] } = VARIANTS[variant];
 const sizeArg = arg('size', '1GiB');
-const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
+const size = /GiB$/.test(sizeArg)
+  ? Number(sizeArg.slice(0, -3)) * GiB
+  : /KiB$/.test(sizeArg)
+    ? Number(sizeArg.slice(0, -3)) * 1024
+    : Number(sizeArg.replace(/MiB$/, '')) * MiB;
+const clients = Number(arg('clients', 0));
+const delayMs = Number(arg('delay-ms', clients ? 10 : 0));
 const srcRev = arg('src', undefined);
 const label = arg('label', variant);
 const extraEnv = Object.fromEntries(
@@ -37,7 +45,7 @@ const outDir = path.join(ROOT, 'bench/results/tmp/profiles', label);
 await rm(outDir, { recursive: true, force: true });
 await mkdir(outDir, { recursive: true });
 
-const s3 = await startDiscardS3();
+const s3 = await startDiscardS3(delayMs ? [`--delay-ms=${delayMs}`] : []);
 const server = await startServer(
   bundle,
   { S3_ENDPOINT: s3.endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', ...env },
@@ -48,11 +56,13 @@ const warm = await runClient({ url, count: 1, size: 16 * MiB + 1, timeoutMs: 60_
 if (!warm.ok) throw new Error(`warm-up failed: ${warm.error}`);
 // CLOCK_MONOTONIC, like the profile's timestamps: only samples taken during the run count.
 const windowStartUs = Number(process.hrtime.bigint() / 1000n);
-const run = await runClient({ url, count: 1, size, timeoutMs: 300_000 });
+const run = clients
+  ? await runSmallClient({ url, clients, size, durationMs: 5000 })
+  : await runClient({ url, count: 1, size, timeoutMs: 300_000 });
 const windowEndUs = Number(process.hrtime.bigint() / 1000n);
 await server.stop(30_000);
 await s3.stop();
-if (!run.ok) throw new Error(`run failed: ${run.error}`);
+if (!run.ok || (clients && run.ok < run.requests)) throw new Error(`run failed: ${run.error}`);
 
 const file = (await readdir(outDir)).find((f) => f.endsWith('.cpuprofile'));
 if (!file) throw new Error('no .cpuprofile written (did the server exit through process.exit?)');
@@ -158,6 +168,24 @@ for (const [id, us] of selfUs) {
   catSelf.set(cat, (catSelf.get(cat) ?? 0) + us);
 }
 const pct = (us) => +((100 * us) / total).toFixed(1);
+// Inclusive time of the service's own functions (src/): what each step of a request costs with
+// everything it calls (SDK, streams, hashing), to find the step worth cutting.
+const inclSrc = new Map();
+for (const [id, us] of selfUs) {
+  const seen = new Set();
+  for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+    const f = byId.get(cur).callFrame;
+    if (!/^src\//.test(f.url)) continue;
+    const key = frameName(byId.get(cur));
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclSrc.set(key, (inclSrc.get(key) ?? 0) + us);
+  }
+}
+const topSrc = [...inclSrc]
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 25)
+  .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pct: pct(us) }));
 const top = [...fnSelf]
   .sort((a, b) => b[1] - a[1])
   .slice(0, 25)
@@ -175,15 +203,22 @@ const result = {
   nodeArgs,
   bytes: size,
   seconds: run.seconds,
-  MBps: +(size / 1e6 / run.seconds).toFixed(0),
+  MBps: +(((clients ? run.ok : 1) * size) / 1e6 / run.seconds).toFixed(0),
+  ...(clients ? { clients, requests: run.ok, reqPerS: +run.reqPerS.toFixed(0), cpuMsPerRequest: 0 } : {}),
   profileMs: Math.round(total / 1000),
   profile: path.relative(ROOT, path.join(outDir, file)),
   categories,
   top,
+  topSrc,
 };
 await writeFile(path.join(ROOT, `bench/results/profile-${label}.json`), JSON.stringify(result, null, 2) + '\n');
+const busyUs = categories.filter((c) => c.category !== 'idle').reduce((n, c) => n + c.ms * 1000, 0);
+if (clients) result.cpuMsPerRequest = +(busyUs / 1000 / run.ok).toFixed(3);
 const md =
-  `# CPU profile: ${label} (${variant}), ${sizeArg} into the discard S3\n\n` +
+  `# CPU profile: ${label} (${variant}), ${clients ? `${clients} clients x ` : ''}${sizeArg} into the discard S3\n\n` +
+  (clients
+    ? `${run.ok} requests in 5 s, ${result.reqPerS} req/s under the profiler, ${result.cpuMsPerRequest} ms of non-idle samples per request, S3 answering after ${delayMs} ms. `
+    : '') +
   `${result.MBps} MB/s under the profiler (1 sample per 0.5 ms); ${result.profileMs} ms of server samples during the measured upload ` +
   `(start-up and warm-up excluded; idle = the server waiting for the client or the S3). ` +
   `src: ${src.commit}. Environment: ${JSON.stringify(env)}; node flags: ${nodeArgs.join(' ') || 'none'}.` +
@@ -191,6 +226,8 @@ const md =
   categories.map((c) => `| ${c.category} | ${c.ms} | ${c.pct} |`).join('\n') +
   `\n\n| function (self time) | ms | % |\n|---|---:|---:|\n` +
   top.map((t) => `| \`${t.fn}\` | ${t.ms} | ${t.pct} |`).join('\n') +
+  `\n\n| service function (inclusive: with what it calls) | ms | % |\n|---|---:|---:|\n` +
+  topSrc.map((t) => `| \`${t.fn}\` | ${t.ms} | ${t.pct} |`).join('\n') +
   '\n';
 await writeFile(path.join(ROOT, `bench/results/profile-${label}.md`), md);
 console.log(md);

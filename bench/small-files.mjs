@@ -15,10 +15,19 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { clearTimeout, setTimeout } from 'node:timers';
 import { buildBundles } from './build.mjs';
-import { GiB, MiB, NODE, ROOT, cpuSeconds, loadAverage, median, memoryKiB, startDiscardS3, startServer } from './lib.mjs';
+import {
+  GiB,
+  MiB,
+  ROOT,
+  cpuSeconds,
+  loadAverage,
+  median,
+  memoryKiB,
+  runSmallClient,
+  startDiscardS3,
+  startServer,
+} from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const argv = process.argv.slice(2);
@@ -38,29 +47,6 @@ const KiB = 1024;
 const SIZES = quick ? [64 * KiB] : [64 * KiB, MiB];
 const CLIENTS = quick ? [16, 64] : [1, 16, 64, 256];
 const S3_OPS = ['creates', 'parts', 'completes', 'aborts', 'puts', 'heads', 'deletes'];
-
-function runSmallClient(opts) {
-  const child = spawn(NODE, [path.join(ROOT, 'bench/small-client.mjs'), JSON.stringify(opts)], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.durationMs + 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1)));
-      } catch {
-        resolve({ ok: 0, requests: 0, error: `client exited ${code}: ${err || out}`.slice(0, 300) });
-      }
-    });
-  });
-}
 
 const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], srcRev);
 const discard = await startDiscardS3([`--delay-ms=${delayMs}`]);

@@ -62,6 +62,15 @@ export const VARIANTS = {
     'this service: npm start (src/server.ts bundle, its node flags, default settings: byte budget, CRC32 per part, GC pacer); unsigned payload as over TLS',
   ),
   'service-sha256': service({ UPLOAD_SHA256: 'always' }, 'service + UPLOAD_SHA256=always: a SHA-256 of every file'),
+  // Experiments on npm start's young-generation size (small files allocate per request).
+  'service-semi4': {
+    ...service({}, "service with --max-semi-space-size=4 instead of npm start's value"),
+    nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=4' : a)),
+  },
+  'service-semi16': {
+    ...service({}, "service with --max-semi-space-size=16 instead of npm start's value"),
+    nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=16' : a)),
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',

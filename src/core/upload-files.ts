@@ -94,11 +94,17 @@ export async function* uploadFiles(req: UploadRequest, deps: UploadDeps): AsyncG
     (terminal) => channel.push(terminal),
     (err: unknown) => channel.push({ type: 'error', ...errorPayload(toUploadError(err)) }),
   );
-  void run.finally(() => channel.close());
+  let settled = false;
+  void run.finally(() => {
+    settled = true;
+    channel.close();
+  });
   try {
     yield* channel;
   } finally {
-    if (!controller.signal.aborted) {
+    // Only a consumer that stops before the end aborts: an error (and its stack) per
+    // successful request is a cost the profile showed.
+    if (!settled && !controller.signal.aborted) {
       controller.abort(new UploadError('CLIENT_CLOSED_REQUEST', 'The consumer stopped reading'));
     }
     await run;
