@@ -236,7 +236,7 @@ class FileUpload {
         const chunk = next.value;
         for (let offset = 0; offset < chunk.length;) {
           if (this.#failure !== undefined) throw this.#failure;
-          await this.#makeRoom();
+          if (!this.#fill || this.#filled === this.#fill.length) await this.#makeRoom();
           const fill = this.#fill!;
           const copied = chunk.copy(
             fill,
@@ -254,11 +254,10 @@ class FileUpload {
     }
   }
 
-  /** Ensures the part being filled has room for at least one more byte. */
+  /** Gives the file room for at least one more byte: the part is full, or there is none yet. */
   async #makeRoom(): Promise<void> {
     const { partBytes, pool } = this.#ctx;
     const fill = this.#fill;
-    if (fill && this.#filled < fill.length) return;
     if (fill && fill.length === partBytes) {
       // A full part, and more bytes exist: it goes out, and at least one part follows it.
       if (this.#partNumber + 2 > S3_MAX_PARTS) {
