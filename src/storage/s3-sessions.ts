@@ -17,7 +17,15 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { UploadError } from '../core/errors.ts';
 import type { CreateMultipartInput, ListedPart, SessionStore, StoredObjectInfo } from '../core/session-store.ts';
 import type { CompletedPart } from '../protocol.ts';
-import { isNotFound, storageError } from './s3-errors.ts';
+import {
+  isNoSuchUpload,
+  isNotFound,
+  isNotImplemented,
+  isPartRefusal,
+  isUploadGone,
+  sessionGone,
+  storageError,
+} from './s3-errors.ts';
 
 export interface S3SessionStoreOptions {
   client: S3Client;
@@ -28,33 +36,6 @@ export interface S3SessionStoreOptions {
    */
   presignClient?: S3Client;
   bucket: string;
-}
-
-interface SdkErrorLike {
-  name?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-const nameOf = (err: unknown): string | undefined => (err as SdkErrorLike | undefined)?.name;
-const statusOf = (err: unknown): number | undefined => (err as SdkErrorLike | undefined)?.$metadata?.httpStatusCode;
-
-function gone(err: unknown): UploadError {
-  return new UploadError('INVALID_SESSION', 'The upload session no longer exists (completed or aborted)', { cause: err });
-}
-
-/** True when the store does not implement ListParts (s3rver answers 405 MethodNotAllowed). */
-function listPartsUnsupported(err: unknown): boolean {
-  const status = statusOf(err);
-  return nameOf(err) === 'NotImplemented' || status === 501 || status === 405;
-}
-
-/**
- * True when the multipart upload is gone (completed or aborted): AWS says NoSuchUpload,
- * radosgw 16 answers ListParts with NoSuchKey.
- */
-function uploadGone(err: unknown): boolean {
-  const name = nameOf(err);
-  return name === 'NoSuchUpload' || name === 'NoSuchKey';
 }
 
 export function createS3SessionStore(options: S3SessionStoreOptions): SessionStore {
@@ -109,8 +90,8 @@ export function createS3SessionStore(options: S3SessionStoreOptions): SessionSto
           marker = out.NextPartNumberMarker;
         }
       } catch (err) {
-        if (uploadGone(err)) throw gone(err);
-        if (listPartsUnsupported(err)) return undefined;
+        if (isUploadGone(err)) throw sessionGone(err);
+        if (isNotImplemented(err)) return undefined;
         throw storageError(err, 'list the uploaded parts');
       }
       return parts.sort((a, b) => a.partNumber - b.partNumber);
@@ -128,11 +109,9 @@ export function createS3SessionStore(options: S3SessionStoreOptions): SessionSto
         );
         return { etag: out.ETag ?? '', ...(out.VersionId ? { versionId: out.VersionId } : {}) };
       } catch (err) {
-        const name = nameOf(err);
-        if (name === 'NoSuchUpload') throw gone(err);
-        if (name === 'InvalidPart' || name === 'InvalidPartOrder' || name === 'EntityTooSmall') {
-          throw new UploadError('PART_MISMATCH', `The object store refused the parts (${name})`, { cause: err });
-        }
+        if (isNoSuchUpload(err)) throw sessionGone(err);
+        const refusal = isPartRefusal(err);
+        if (refusal) throw new UploadError('PART_MISMATCH', `The object store refused the parts (${refusal})`, { cause: err });
         throw storageError(err, 'complete the upload');
       }
     },
