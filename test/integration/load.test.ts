@@ -14,7 +14,7 @@ import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY
 
 const MiB = 1024 * 1024;
 const endpoint = inject('radosgwEndpoint');
-const BUDGET = 128 * MiB;
+const BUDGET = 40 * MiB;
 /** V8 frees dead Buffers only after external memory grew by its 64 MiB soft limit. */
 const GC_SLACK = 64 * MiB;
 /** A request waiting for memory holds its socket read and stream high-water marks (see memory.test.ts). */
