@@ -1,5 +1,5 @@
 /**
- * Clean-up calls shared by both S3 sinks. The abort is ours (not lib-storage's): awaited (the
+ * Clean-up calls of the S3 sink. The abort is ours: awaited (the
  * Lambda runtime does not wait for stray promises), retried, logged, and never allowed to
  * replace the error that caused it. Both calls run within a time budget so a stalled S3
  * cannot hold a request past its deadline; the bucket's lifecycle rule is the safety net.
