@@ -3,8 +3,10 @@
  * (src/core/memory-budget.ts). A buffer is as large as its part can get: a full part for a
  * large file, the file's own size for a small one, so a 64 KiB upload holds ~64 KiB, not a
  * part. Full-size buffers are kept for reuse while nobody waits for memory (their pages stay
- * faulted in, and V8 has no 5 MiB garbage to collect per part); while someone waits they go
- * back to the budget instead.
+ * faulted in, and V8 has no 5 MiB garbage to collect per part); while someone waits their
+ * bytes go back to the budget at once, and the buffer itself is handed to the next file that
+ * gets a full part's lease (a few spares at most), instead of becoming garbage while the next
+ * file allocates a new one.
  *
  * Slow clients cannot hold the budget: a file whose client has sent nothing for
  * `reclaimIdleMs` while others wait copies its half-filled part into a buffer of exactly the
@@ -35,6 +37,24 @@ export interface PartPoolOptions {
   maxCached?: number;
 }
 
+const KiB = 1024;
+
+/**
+ * Frees a buffer's memory now: `ArrayBuffer.prototype.transfer(0)` detaches it (every view of it
+ * becomes empty). Only for buffers no pending write reads (see `release`).
+ */
+function free(buf: Buffer): void {
+  const ab = buf.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  // A buffer of its own (allocUnsafeSlow), never a slice of a shared one.
+  if (buf.byteOffset === 0 && ab.byteLength === buf.length) ab.transfer?.(0);
+}
+
+/** The buffer size a request of `bytes` gets: rounded up to its class, at most `partBytes`. */
+export function bufferClass(bytes: number, partBytes: number): number {
+  const step = bytes <= 256 * KiB ? 16 * KiB : bytes <= 1024 * KiB ? 64 * KiB : 256 * KiB;
+  return Math.min(partBytes, Math.ceil(bytes / step) * step);
+}
+
 export class PartPool {
   readonly partBytes: number;
   readonly budget: MemoryBudget;
@@ -42,6 +62,9 @@ export class PartPool {
   readonly #maxCached: number;
   readonly #leases = new Map<Buffer, MemoryLease>();
   readonly #cache: Array<{ buf: Buffer; lease: MemoryLease }> = [];
+  /** Released buffers by size, outside the budget until a lease of their size takes one. */
+  readonly #spares = new Map<number, Buffer[]>();
+  #spareBytes = 0;
   readonly #holders = new Set<PoolHolder>();
   /** Buffers made by `shrink` (a parked part), and their bytes. */
   readonly #parked = new Set<Buffer>();
@@ -86,13 +109,15 @@ export class PartPool {
   }
 
   /**
-   * A buffer of `bytes` (at most `partBytes`; contents undefined), once the budget has them.
+   * A buffer of at least `requested` bytes (its size class, at most `partBytes`; contents
+   * undefined), once the budget has them.
    * Rejects with the signal's reason, or BUSY past the budget's queue unless `queued` (see
    * MemoryBudget.acquire).
    */
-  async acquire(bytes: number, signal: AbortSignal, options?: { queued?: boolean }): Promise<Buffer> {
-    if (!(bytes >= 1 && bytes <= this.partBytes))
-      throw new RangeError(`a part buffer holds 1..${this.partBytes} bytes, got ${bytes}`);
+  async acquire(requested: number, signal: AbortSignal, options?: { queued?: boolean }): Promise<Buffer> {
+    if (!(requested >= 1 && requested <= this.partBytes))
+      throw new RangeError(`a part buffer holds 1..${this.partBytes} bytes, got ${requested}`);
+    const bytes = bufferClass(requested, this.partBytes);
     if (bytes === this.partBytes) {
       const cached = this.#cache.pop();
       if (cached) return this.#lend(cached.buf, cached.lease);
@@ -108,20 +133,44 @@ export class PartPool {
       this.#watchIdle();
       lease = await pending;
     }
+    const spare = this.#spares.get(bytes)?.pop();
+    if (spare) {
+      this.#spareBytes -= spare.length;
+      return this.#lend(spare, lease);
+    }
     this.#allocated++;
     // Slow: memory of its own, never a slice of Node's shared 8 KiB pool.
     return this.#lend(Buffer.allocUnsafeSlow(bytes), lease);
   }
 
-  /** Gives a buffer back: kept for reuse when full-size and nobody waits, else to the budget. */
-  release(buf: Buffer): void {
+  /**
+   * Gives a buffer back: kept for reuse when full-size and nobody waits, else to the budget.
+   * `idle: true` promises that no I/O still reads it (a request that was answered, or bytes
+   * never sent): a buffer that is not kept is then freed at once instead of waiting for V8's
+   * next full GC (part buffers live long enough to reach the old generation).
+   */
+  release(buf: Buffer, options?: { idle?: boolean }): void {
     const lease = this.#leases.get(buf);
     if (!lease) return;
     this.#leases.delete(buf);
     if (this.#parked.delete(buf)) this.#parkedBytes -= buf.length;
     if (buf.length === this.partBytes && this.budget.waiting === 0 && this.#cache.length < this.#maxCached) {
-      this.#cache.push({ buf, lease });
-    } else lease.release();
+      return void this.#cache.push({ buf, lease });
+    }
+    if (!this.#spare(buf) && options?.idle) free(buf);
+    lease.release();
+  }
+
+  /** Keeps a buffer (outside the budget) for the next lease of its size, within two parts' worth. */
+  #spare(buf: Buffer): boolean {
+    // A parked copy (exact size) would never fit a new lease.
+    if (bufferClass(buf.length, this.partBytes) !== buf.length) return false;
+    if (this.#spareBytes + buf.length > 2 * this.partBytes) return false;
+    const list = this.#spares.get(buf.length);
+    if (list) list.push(buf);
+    else this.#spares.set(buf.length, [buf]);
+    this.#spareBytes += buf.length;
+    return true;
   }
 
   /**
@@ -136,6 +185,8 @@ export class PartPool {
     const copy = Buffer.allocUnsafeSlow(length);
     buf.copy(copy, 0, 0, length);
     this.#leases.delete(buf);
+    // Still being filled, never sent: nothing else reads it.
+    if (!this.#spare(buf)) free(buf);
     lease.shrink(length);
     this.#parked.add(copy);
     this.#parkedBytes += length;
@@ -148,7 +199,10 @@ export class PartPool {
   }
 
   #evict(): void {
-    for (const { lease } of this.#cache.splice(0)) lease.release();
+    for (const { buf, lease } of this.#cache.splice(0)) {
+      this.#spare(buf);
+      lease.release();
+    }
   }
 
   /** While files wait for memory, checks every `reclaimIdleMs` for holders idle at least that long. */

@@ -153,6 +153,9 @@ class FileUpload {
   #create: Promise<string> | undefined;
   /** The file has had a buffer (it was let in). */
   #started = false;
+  /** The single PutObject was sent / answered. */
+  #wholeSent = false;
+  #wholeAnswered = false;
   readonly #holder: PoolHolder;
 
   constructor(ctx: SinkContext, input: PutObjectInput) {
@@ -205,7 +208,8 @@ class FileUpload {
       signal.removeEventListener('abort', onAbort);
       hardStop?.removeEventListener('abort', onHardStop);
       this.#ctx.pool.unhold(this.#holder);
-      if (this.#fill) this.#ctx.pool.release(this.#fill);
+      // A PutObject cut in flight may still be writing the bytes: leave those to the GC.
+      if (this.#fill) this.#ctx.pool.release(this.#fill, { idle: this.#wholeAnswered || !this.#wholeSent });
       this.#fill = undefined;
     }
   }
@@ -280,7 +284,7 @@ class FileUpload {
     this.#started = true;
     if (fill) {
       fill.copy(bigger, 0, 0, this.#filled);
-      pool.release(fill);
+      pool.release(fill, { idle: true });
     }
     this.#fill = bigger;
   }
@@ -303,11 +307,14 @@ class FileUpload {
     const number = ++this.#partNumber;
     this.#sentBytes += length;
     const data = buf.subarray(0, length);
+    let sent = false;
+    let answered = false;
     const task = (async () => {
       try {
         const uploadId = await this.#ensureUpload();
         if (this.#failure !== undefined) return;
         const crc = settings.crc ? crc32Base64(data) : undefined;
+        sent = true;
         const out = await client.send(
           this.#prepare(
             new UploadPartCommand({
@@ -322,6 +329,7 @@ class FileUpload {
           ),
           { abortSignal: this.#stop.signal },
         );
+        answered = true;
         if (!out.ETag) throw new Error(`UploadPart ${number} returned no ETag`);
         if (!crc || out.ChecksumCRC32 !== crc) this.#partsConfirmed = false;
         this.#parts[number - 1] = {
@@ -332,9 +340,9 @@ class FileUpload {
       } catch (err) {
         this.#fail(err);
       } finally {
-        // The request has settled (answered, failed after the SDK's retries, or cut): the
-        // socket holds no reference to the bytes any more.
-        pool.release(buf);
+        // The request has settled (answered, failed after the SDK's retries, or cut). Only an
+        // answered one has surely finished writing the bytes.
+        pool.release(buf, { idle: answered || !sent });
       }
     })();
     this.#inFlight.add(task);
@@ -363,6 +371,7 @@ class FileUpload {
     // of a plain PutObject is the MD5 of what was stored).
     const crc = this.#ctx.settings.crc ? crc32Base64(data) : undefined;
     const md5 = crc ? undefined : md5Of(data);
+    this.#wholeSent = true;
     const out = await this.#ctx.client.send(
       this.#prepare(
         new PutObjectCommand({
@@ -374,6 +383,7 @@ class FileUpload {
       ),
       { abortSignal: this.#hardStop.signal },
     );
+    this.#wholeAnswered = true;
     return this.#confirm(out, { bytes: data.length, crc32: crc, md5Hex: md5?.hex });
   }
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryBudget } from '../../../src/core/memory-budget.ts';
-import { PartPool, type PoolHolder } from '../../../src/storage/part-pool.ts';
+import { bufferClass, PartPool, type PoolHolder } from '../../../src/storage/part-pool.ts';
 
 const never = new AbortController().signal;
-const PART = 1000;
+const KiB = 1024;
+const PART = 1024 * KiB;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pool(totalBytes: number, reclaimIdleMs = 20) {
@@ -14,13 +15,24 @@ function pool(totalBytes: number, reclaimIdleMs = 20) {
 describe('part pool', () => {
   it('a small buffer holds its own size, not a part', async () => {
     const { budget, pool: p } = pool(10 * PART);
-    const small = await p.acquire(64, never);
-    expect(small.length).toBe(64);
-    expect(budget.inUse).toBe(64);
+    const small = await p.acquire(64 * KiB + 200, never);
+    expect(small.length).toBe(80 * KiB);
+    expect(budget.inUse).toBe(80 * KiB);
     p.release(small);
-    // Small buffers are not kept: the budget has them back at once.
+    // The budget has its bytes back at once; the buffer is kept (outside it) for the next file of its size.
     expect(budget.inUse).toBe(0);
     expect(p.inUse).toBe(0);
+    const again = await p.acquire(70 * KiB, never);
+    expect(again).toBe(small);
+    expect(p.allocated).toBe(1);
+    p.release(again);
+  });
+
+  it('rounds sizes to classes: 16 KiB steps to 256 KiB, 64 KiB to 1 MiB, 256 KiB above, at most a part', () => {
+    const part = 5 * 1024 * KiB;
+    expect([1, 16 * KiB, 16 * KiB + 1, 300 * KiB, 1024 * KiB, 1024 * KiB + 1, part - 1].map((b) => bufferClass(b, part))).toEqual(
+      [16 * KiB, 16 * KiB, 32 * KiB, 320 * KiB, 1024 * KiB, 1280 * KiB, part],
+    );
   });
 
   it('keeps full-size buffers for reuse while nobody waits', async () => {
@@ -42,8 +54,8 @@ describe('part pool', () => {
     p.release(a);
     p.release(b);
     expect(p.cached).toBe(2);
-    // 700 bytes do not fit beside two kept parts: those go back to the budget.
-    const odd = await p.acquire(700, never);
+    // 512 KiB do not fit beside two kept parts: those go back to the budget.
+    const odd = await p.acquire(512 * KiB, never);
     expect(p.cached).toBe(0);
     expect(budget.inUse).toBe(odd.length);
     p.release(odd);
@@ -55,7 +67,7 @@ describe('part pool', () => {
     const b = await p.acquire(PART, never);
     const order: number[] = [];
     const w1 = p.acquire(PART, never).then((x) => (order.push(1), x));
-    const w2 = p.acquire(10, never).then((x) => (order.push(2), x));
+    const w2 = p.acquire(16 * KiB, never).then((x) => (order.push(2), x));
     await sleep(5);
     expect(budget.waiting).toBe(2);
     p.release(a);
@@ -99,11 +111,11 @@ describe('part pool', () => {
     // Nothing to free: refused.
     expect(p.shrink(parked, 5)).toBeUndefined();
     const b = await p.acquire(PART, never);
-    // 5 + 1500 parked bytes leave room for a full part beside them (3000 - 1000): allowed.
+    // Parked bytes that leave room for a full part beside them (3 parts - 1): allowed.
     const c = await p.acquire(PART, never);
-    const parkedB = p.shrink(b, 999)!;
-    const parkedC = p.shrink(c, 996)!;
-    expect(parkedB.length + parkedC.length).toBe(1995);
+    const parkedB = p.shrink(b, PART - 1)!;
+    const parkedC = p.shrink(c, PART - 4)!;
+    expect(parkedB.length + parkedC.length + 5).toBe(2 * PART);
     const d = await p.acquire(PART, never);
     // One more byte parked and a full part would no longer fit.
     expect(p.shrink(d, 1)).toBeUndefined();
@@ -119,7 +131,7 @@ describe('part pool', () => {
         buf,
         idleSince: i === 0 ? Date.now() - 1000 : undefined,
         reclaim() {
-          const copy = p.shrink(h.buf, 100);
+          const copy = p.shrink(h.buf, 100 * KiB);
           if (!copy) return false;
           h.buf = copy;
           return true;
@@ -133,8 +145,8 @@ describe('part pool', () => {
     expect(p.reclaimed).toBe(1);
     // The busy holder kept its buffer.
     expect(holders[1]!.buf).toBe(bufs[1]);
-    expect(holders[0]!.buf.length).toBe(100);
-    expect(budget.inUse).toBe(100 + PART + PART / 2);
+    expect(holders[0]!.buf.length).toBe(100 * KiB);
+    expect(budget.inUse).toBe(100 * KiB + PART + PART / 2);
     for (const h of holders) {
       p.unhold(h);
       p.release(h.buf);
