@@ -66,8 +66,8 @@ export interface Config {
   readonly allowedTypes: readonly string[] | undefined;
   /**
    * `UPLOAD_SHA256`: `requested` (default) hashes a file only when its request sends a
-   * `sha256` field to check; `always` computes every file's SHA-256 and returns it (~0.6 s
-   * of CPU per GB on top of ~2 s for the rest of the pipeline, bench/README.md).
+   * `sha256` field to check; `always` computes every file's SHA-256 and returns it (its CPU
+   * cost is in bench/README.md).
    */
   readonly sha256: 'requested' | 'always';
   readonly memory: {

@@ -5,17 +5,12 @@
  * Why: every socket read (and every base64 slice of a Lambda event) is a fresh ArrayBuffer
  * that dies as soon as its bytes are copied into a part buffer. V8 frees those backing
  * stores only when it scavenges, and it schedules scavenges by JS-heap allocation, which an
- * upload barely does (~200 bytes of JS objects per 64 KiB read). On Node 24 dead read
- * buffers pile up to ~70 MiB before a GC runs, so even a node:http server that discards
- * its bodies (bench/baselines/raw-discard.mjs) peaks at ~145 MiB RSS for a 1 GiB upload; a
- * minor GC every 4 MiB received keeps them at a few MiB and the same server at ~75 MiB.
- * A scavenge of a small young generation costs ~0.05-0.3 ms: 259 of them per GiB cost no
- * measurable CPU (2.16 vs 2.24 s/GB without the pacer).
+ * upload barely does, so dead read buffers pile up and RSS grows with the upload. A minor GC
+ * every few MiB received frees them at once, for no measurable CPU.
  *
- * Scavenges only. Forcing a full GC as well (tried: one every 64 or 256 MiB) keeps the old
- * generation a few MiB smaller, but a forced full GC resets V8's old-generation limit to
- * just above the live heap: V8 then ran 55 natural mark-compacts per GiB instead of 4, and
- * the server's CPU went from 2.2 to 3.5 s/GB (`node --trace-gc`, 1 GiB into the discard S3).
+ * Scavenges only: a forced full GC resets V8's old-generation limit to just above the live
+ * heap, and V8 then runs many more mark-compacts. Figures for both: bench/README.md
+ * ("GC pacer").
  *
  * `gc` comes from `--expose-gc` when the process was started with it, else it is enabled
  * at run time the way jest's leak detector does (v8.setFlagsFromString + a new context).

@@ -77,7 +77,7 @@ export interface FileCheckOptions {
   allowedTypes?: readonly string[];
   /** Expected SHA-256, lowercase hex (implies `sha256`). */
   expectedSha256?: string;
-  /** Compute the SHA-256 of the file (~0.6 s of CPU per GB here). Default false. */
+  /** Compute the SHA-256 of the file (CPU cost: bench/README.md). Default false. */
   sha256?: boolean;
   /** Called with the bytes seen so far, at most every `progressEvery` bytes. */
   onProgress?: (bytes: number) => void;

@@ -36,11 +36,18 @@ export class MemorySink implements ObjectSink {
   async put(input: PutObjectInput): Promise<PutObjectOutput> {
     const n = this.puts++;
     const chunks: Buffer[] = [];
+    // The port's promise: an aborted request stops the put at once, whatever the body does.
+    const onAbort = (): void => {
+      input.body.destroy(input.signal.reason instanceof Error ? input.signal.reason : new Error('aborted'));
+    };
+    input.signal.addEventListener('abort', onAbort, { once: true });
     try {
       for await (const chunk of input.body) chunks.push(chunk as Buffer);
     } catch (err) {
       this.aborted.push(input.key);
       throw err instanceof UploadError ? err : new UploadError('STORAGE_FAILED', 'body failed', { cause: err });
+    } finally {
+      input.signal.removeEventListener('abort', onAbort);
     }
     if (input.signal.aborted) {
       this.aborted.push(input.key);
