@@ -5,7 +5,8 @@
  */
 import type { Config } from './config.ts';
 import { createMemoryBudget } from './core/memory-budget.ts';
-import type { CoreLogger, UploadDeps } from './core/upload-files.ts';
+import type { UploadDeps } from './core/upload-files.ts';
+import type { CoreLogger } from './core/logger.ts';
 import { createS3Client, type S3ClientOptions } from './storage/s3-client.ts';
 import { PartPool } from './storage/part-pool.ts';
 import { createS3PartUploader } from './storage/s3-part-uploader.ts';

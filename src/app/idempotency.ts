@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { errorPayload, toUploadError, UploadError } from '../core/errors.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
-import type { CoreLogger, ParsedPart, UploadDeps } from '../core/upload-files.ts';
+import type { ParsedPart, UploadDeps } from '../core/upload-files.ts';
+import type { CoreLogger } from '../core/logger.ts';
 import type { IdempotencyRecord, IdempotencyStore } from '../core/idempotency-store.ts';
 import type { UploadEvent, UploadResult } from '../protocol.ts';
 

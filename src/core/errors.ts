@@ -10,8 +10,6 @@ export class UploadError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly expose: boolean;
-  deleted?: string[];
-  notDeleted?: string[];
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -30,11 +28,5 @@ export function toUploadError(err: unknown): UploadError {
 
 /** The caller-facing payload: a generic message for anything not exposed. */
 export function errorPayload(err: UploadError): ErrorPayload {
-  const payload: ErrorPayload = {
-    code: err.code,
-    message: err.expose ? err.message : 'Internal error',
-  };
-  if (err.deleted?.length) payload.deleted = err.deleted;
-  if (err.notDeleted?.length) payload.notDeleted = err.notDeleted;
-  return payload;
+  return { code: err.code, message: err.expose ? err.message : 'Internal error' };
 }

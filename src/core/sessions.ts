@@ -17,7 +17,7 @@ import { buildFileMetadata, contentDisposition, UPLOADED_BY_METADATA_KEY } from 
 import { parseComplete, parseCreate, parsePartNumbers } from './session-request.ts';
 import type { ListedPart, SessionStore } from './session-store.ts';
 import { signSessionToken, verifySessionToken, type SessionClaims } from './session-token.ts';
-import type { CoreLogger } from './upload-files.ts';
+import type { CoreLogger } from './logger.ts';
 
 export interface SessionOptions {
   store: SessionStore;

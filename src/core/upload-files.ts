@@ -8,7 +8,7 @@
  * and every file it had stored was deleted (the error names any that could not be).
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Fields, StoredFile, UploadEvent, UploadResult } from '../protocol.ts';
+import type { ErrorPayload, Fields, StoredFile, UploadEvent, UploadResult } from '../protocol.ts';
 import { errorPayload, toUploadError, UploadError } from './errors.ts';
 import { EventChannel } from './event-channel.ts';
 import { FileChecks, parseSha256 } from './file-checks.ts';
@@ -16,6 +16,7 @@ import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
 import { parseMultipart, payloadTooLarge, type IncomingHeaders, type MultipartFile, type ParseLimits } from './multipart.ts';
 import type { ObjectSink } from './sink.ts';
+import type { CoreLogger } from './logger.ts';
 
 export interface UploadRequest {
   /** Request headers; names in any case. Only Content-Type is read here. */
@@ -31,12 +32,6 @@ export interface UploadRequest {
 export interface UploadLimits extends ParseLimits {
   /** Largest request body, bytes (multipart framing included). */
   maxTotalBytes: number;
-}
-
-/** Minimal logging port (the service's structured logger satisfies it). */
-export interface CoreLogger {
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
 }
 
 export interface UploadDeps {
@@ -233,8 +228,7 @@ async function runPipeline(
     // status and request id) is logged here, on the request's own logger, or never.
     if (error.status >= 500 && error.cause !== undefined) deps.logger?.error('upload failed', { code: error.code, err: error });
     await Promise.allSettled(inFlight);
-    await deleteStored(error);
-    return { type: 'error', ...errorPayload(error) };
+    return { type: 'error', ...withRollback(errorPayload(error), error.expose, await deleteStored()) };
   } finally {
     req.signal?.removeEventListener('abort', onOuterAbort);
   }
@@ -328,25 +322,41 @@ async function runPipeline(
     return Math.max(0, Math.min(length - others, limits.maxFileBytes));
   }
 
-  /** Undoes a failed request: deletes every file it stored, records what could not be. */
-  async function deleteStored(error: UploadError): Promise<void> {
+  /** Undoes a failed request: deletes every file it stored; says which were and were not. */
+  async function deleteStored(): Promise<Rollback> {
     const files = stored.filter((f): f is StoredFile => f !== undefined);
-    if (files.length === 0) return;
     const results = await Promise.allSettled(files.map((f) => sink.delete(f.key, f.versionId)));
-    error.deleted = [];
-    error.notDeleted = [];
+    const rollback: Rollback = { deleted: [], notDeleted: [] };
     results.forEach((result, i) => {
       const key = files[i]!.key;
-      if (result.status === 'fulfilled') error.deleted!.push(key);
+      if (result.status === 'fulfilled') rollback.deleted.push(key);
       else {
-        error.notDeleted!.push(key);
+        rollback.notDeleted.push(key);
         deps.logger?.error('could not delete a file of a failed request', { key, err: result.reason });
       }
     });
-    const n = error.deleted.length;
-    if (n) error.message += `; ${n} file${n === 1 ? '' : 's'} this request had stored ${n === 1 ? 'was' : 'were'} deleted`;
-    if (error.notDeleted.length) error.message += `; could not delete: ${error.notDeleted.join(', ')}`;
+    return rollback;
   }
+}
+
+interface Rollback {
+  deleted: string[];
+  notDeleted: string[];
+}
+
+/** The error as the caller sees it, saying what the rollback deleted and what it could not. */
+function withRollback(payload: ErrorPayload, exposed: boolean, { deleted, notDeleted }: Rollback): ErrorPayload {
+  const out = { ...payload };
+  const n = deleted.length;
+  if (n) {
+    if (exposed) out.message += `; ${n} file${n === 1 ? '' : 's'} this request had stored ${n === 1 ? 'was' : 'were'} deleted`;
+    out.deleted = deleted;
+  }
+  if (notDeleted.length) {
+    if (exposed) out.message += `; could not delete: ${notDeleted.join(', ')}`;
+    out.notDeleted = notDeleted;
+  }
+  return out;
 }
 
 /** Text fields as an object; a name sent more than once collects its values in order. */

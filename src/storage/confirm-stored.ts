@@ -1,5 +1,5 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { CoreLogger } from '../core/upload-files.ts';
+import type { CoreLogger } from '../core/logger.ts';
 import type { PutObjectOutput } from '../core/sink.ts';
 import { storageError } from './s3-errors.ts';
 

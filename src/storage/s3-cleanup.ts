@@ -5,7 +5,7 @@
  * cannot hold a request past its deadline; the bucket's lifecycle rule is the safety net.
  */
 import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { CoreLogger } from '../core/upload-files.ts';
+import type { CoreLogger } from '../core/logger.ts';
 import { isNotFound, storageError } from './s3-errors.ts';
 
 export interface S3Cleanup {

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { IdempotencyRecord, IdempotencyStore, VersionedRecord } from '../core/idempotency-store.ts';
-import type { CoreLogger } from '../core/upload-files.ts';
+import type { CoreLogger } from '../core/logger.ts';
 import { isNotFound, storageError } from './s3-errors.ts';
 
 export interface S3IdempotencyStoreOptions {

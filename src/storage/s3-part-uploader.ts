@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { UploadError } from '../core/errors.ts';
 import { createMemoryBudget } from '../core/memory-budget.ts';
-import type { CoreLogger } from '../core/upload-files.ts';
+import type { CoreLogger } from '../core/logger.ts';
 import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../core/sink.ts';
 import { confirmStored, type ReadBack, type SentBytes, type StoreAnswer } from './confirm-stored.ts';
 import { PartPool, type PoolHolder } from './part-pool.ts';
