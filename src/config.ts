@@ -32,6 +32,12 @@ export interface Config {
   readonly timeouts: { readonly headersMs: number; readonly idleMs: number; readonly drainMs: number };
   /** `LOG_LEVEL`: debug | info | warn | error | silent. Default `info`. */
   readonly logLevel: LogLevel;
+  /**
+   * `UPLOAD_STAGE` (else `STAGE`): deployment stage (`dev`, `prod`), a dimension of every
+   * metric so that stages sharing an account and region do not mix. Letters, digits, `.`,
+   * `_`, `-`, at most 64. Default: none (the dimension is left out).
+   */
+  readonly stage: string | undefined;
   /** `UPLOAD_KEY_PREFIX`: prefix of every object key. Default `uploads/`. */
   readonly keyPrefix: string;
   /**
@@ -137,6 +143,8 @@ export interface Config {
     readonly maxBodyBytes: number;
     /** `UPLOAD_DEADLINE_MARGIN_MS`: time kept back from Lambda's timeout to abort cleanly. Default 3000. */
     readonly deadlineMarginMs: number;
+    /** `AWS_LAMBDA_FUNCTION_NAME` (set by the Lambda runtime): a metric dimension. Default: none. */
+    readonly functionName: string | undefined;
   };
   /** Idempotent retries of `POST /uploads` (`Idempotency-Key`); records under `<UPLOAD_KEY_PREFIX>.idempotency/`. */
   readonly idempotency: {
@@ -161,6 +169,13 @@ export interface Config {
      * server generates a random one per process (sessions do not survive a restart).
      */
     readonly secret: string | undefined;
+    /**
+     * `UPLOAD_SESSION_SECRET_PARAM`: name (`/app/stage/secret`) or ARN of an SSM parameter,
+     * normally a SecureString, holding the secret; read and decrypted at start
+     * (src/secrets.ts), so the secret never sits in a plain-text environment variable.
+     * Default: none. Not together with `UPLOAD_SESSION_SECRET`.
+     */
+    readonly secretParam: string | undefined;
     /** `UPLOAD_SESSION_TTL_SECONDS`: lifetime of a session and of its presigned URLs, s, 60..604800. Default 3600. */
     readonly ttlSeconds: number;
     /** `UPLOAD_SESSION_BATCH_PARTS`: presigned part URLs per response, 1..1000. Default 100. */
@@ -331,6 +346,25 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     problems.push('UPLOAD_SESSION_SECRET must be at least 32 characters (e.g. openssl rand -base64 48)');
   }
 
+  const sessionSecretParam = read('UPLOAD_SESSION_SECRET_PARAM');
+  // SSM names: letters, digits and _.-/ (fully qualified names start with "/"), or an ARN.
+  if (
+    sessionSecretParam !== undefined &&
+    !/^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/|\/)?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(sessionSecretParam)
+  ) {
+    problems.push(
+      `UPLOAD_SESSION_SECRET_PARAM must be an SSM parameter name such as /app/stage/secret or its ARN, got ${JSON.stringify(sessionSecretParam)}`,
+    );
+  }
+  if (sessionSecretParam !== undefined && sessionSecret !== undefined) {
+    problems.push('UPLOAD_SESSION_SECRET and UPLOAD_SESSION_SECRET_PARAM are both set: set one');
+  }
+
+  const stage = read('UPLOAD_STAGE') ?? read('STAGE');
+  if (stage !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(stage)) {
+    problems.push(`UPLOAD_STAGE must be 1 to 64 letters, digits, ".", "_" or "-", got ${JSON.stringify(stage)}`);
+  }
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: read('HOST') ?? '127.0.0.1',
@@ -340,6 +374,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       drainMs: int('UPLOAD_DRAIN_TIMEOUT_MS', 25_000, 0, 3_600_000),
     },
     logLevel: oneOf<LogLevel>('LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error', 'silent']),
+    stage,
     keyPrefix,
     authTokens,
     prefixByCaller: bool('UPLOAD_PREFIX_BY_CALLER', false),
@@ -376,6 +411,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     lambda: {
       maxBodyBytes: bytes('UPLOAD_LAMBDA_MAX_BODY_BYTES', 6 * MiB, 1),
       deadlineMarginMs: int('UPLOAD_DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+      functionName: read('AWS_LAMBDA_FUNCTION_NAME'),
     },
     idempotency: {
       ttlSeconds: int('UPLOAD_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 2_592_000),
@@ -383,6 +419,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     },
     sessions: {
       secret: sessionSecret,
+      secretParam: sessionSecretParam,
       // SigV4 presigned URLs live at most 7 days.
       ttlSeconds: int('UPLOAD_SESSION_TTL_SECONDS', 3600, 60, 604_800),
       batchParts: int('UPLOAD_SESSION_BATCH_PARTS', 100, 1, 1000),

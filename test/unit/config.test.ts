@@ -228,7 +228,7 @@ describe('parseBytes', () => {
 
 describe('upload session settings', () => {
   it('default: no secret, 3600 s, 100 URLs per answer', () => {
-    expect(loadConfig({}).sessions).toEqual({ secret: undefined, ttlSeconds: 3600, batchParts: 100 });
+    expect(loadConfig({}).sessions).toEqual({ secret: undefined, secretParam: undefined, ttlSeconds: 3600, batchParts: 100 });
   });
 
   it('reads UPLOAD_SESSION_SECRET, UPLOAD_SESSION_TTL_SECONDS, UPLOAD_SESSION_BATCH_PARTS', () => {
@@ -237,8 +237,15 @@ describe('upload session settings', () => {
       UPLOAD_SESSION_TTL_SECONDS: '604800',
       UPLOAD_SESSION_BATCH_PARTS: '1000',
     });
-    expect(c.sessions).toEqual({ secret: 's'.repeat(32), ttlSeconds: 604800, batchParts: 1000 });
+    expect(c.sessions).toEqual({ secret: 's'.repeat(32), secretParam: undefined, ttlSeconds: 604800, batchParts: 1000 });
   });
+
+  it.each(['/s3-stream-upload/prod/session-secret', 'session-secret', 'arn:aws:ssm:eu-west-1:111122223333:parameter/app/secret'])(
+    'reads UPLOAD_SESSION_SECRET_PARAM %s',
+    (name) => {
+      expect(loadConfig({ UPLOAD_SESSION_SECRET_PARAM: name }).sessions).toMatchObject({ secret: undefined, secretParam: name });
+    },
+  );
 
   it.each([
     [{ UPLOAD_SESSION_SECRET: 'short' }, /UPLOAD_SESSION_SECRET must be at least 32 characters/],
@@ -247,6 +254,13 @@ describe('upload session settings', () => {
     [{ UPLOAD_SESSION_TTL_SECONDS: '1h' }, /UPLOAD_SESSION_TTL_SECONDS must be a whole number/],
     [{ UPLOAD_SESSION_BATCH_PARTS: '0' }, /UPLOAD_SESSION_BATCH_PARTS must be between 1 and 1000/],
     [{ UPLOAD_SESSION_BATCH_PARTS: '1001' }, /UPLOAD_SESSION_BATCH_PARTS must be between 1 and 1000/],
+    [{ UPLOAD_SESSION_SECRET_PARAM: '/app//secret' }, /UPLOAD_SESSION_SECRET_PARAM must be an SSM parameter name/],
+    [{ UPLOAD_SESSION_SECRET_PARAM: '/app/se cret' }, /UPLOAD_SESSION_SECRET_PARAM must be an SSM parameter name/],
+    [{ UPLOAD_SESSION_SECRET_PARAM: 'arn:aws:s3:::bucket/key' }, /UPLOAD_SESSION_SECRET_PARAM must be an SSM parameter name/],
+    [
+      { UPLOAD_SESSION_SECRET_PARAM: '/app/secret', UPLOAD_SESSION_SECRET: 's'.repeat(32) },
+      /UPLOAD_SESSION_SECRET and UPLOAD_SESSION_SECRET_PARAM are both set/,
+    ],
   ])('refuses %j', (env, message) => {
     expect(problems(env)).toEqual([expect.stringMatching(message)]);
   });
@@ -273,5 +287,25 @@ describe('idempotency settings', () => {
     [{ UPLOAD_IDEMPOTENCY_STALE_SECONDS: '3601' }, /UPLOAD_IDEMPOTENCY_STALE_SECONDS must be between 10 and 3600/],
   ])('refuses %j', (env, message) => {
     expect(problems(env)).toEqual([expect.stringMatching(message)]);
+  });
+});
+
+describe('metric dimensions', () => {
+  it('default: no stage, no function name', () => {
+    const c = loadConfig({});
+    expect(c.stage).toBeUndefined();
+    expect(c.lambda.functionName).toBeUndefined();
+  });
+
+  it('reads UPLOAD_STAGE, else STAGE, and AWS_LAMBDA_FUNCTION_NAME', () => {
+    expect(loadConfig({ UPLOAD_STAGE: 'prod', STAGE: 'dev' }).stage).toBe('prod');
+    expect(loadConfig({ STAGE: 'dev' }).stage).toBe('dev');
+    expect(loadConfig({ AWS_LAMBDA_FUNCTION_NAME: 's3-stream-upload-dev-upload' }).lambda.functionName).toBe(
+      's3-stream-upload-dev-upload',
+    );
+  });
+
+  it.each(['pr od', 'x'.repeat(65), 'dev/prod'])('refuses UPLOAD_STAGE %j', (stage) => {
+    expect(problems({ UPLOAD_STAGE: stage })).toEqual([expect.stringMatching(/UPLOAD_STAGE must be 1 to 64/)]);
   });
 });
