@@ -16,12 +16,23 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLS_BIN = path.join(ROOT, 'node_modules', '.bin', 'serverless');
 const PACKAGE_TIMEOUT_MS = 180_000;
 
-// Must match `params` in serverless.yml.
+const CALLERS = ['arn:aws:iam::111122223333:role/billing', 'arn:aws:iam::444455556666:role/team/reports'];
+const API_KEYS = ['billing', 'reports'];
+
+// Must match `params` in serverless.yml. dev as it packages by default (no callers, no API
+// keys); prod with two calling roles and two API keys.
 const STAGES = {
-  dev: { memorySize: 512, timeout: 60, logRetentionInDays: 7, versioning: false },
-  prod: { memorySize: 1024, timeout: 300, logRetentionInDays: 365, versioning: true },
+  dev: { memorySize: 512, timeout: 60, logRetentionInDays: 7, versioning: false, callers: [], apiKeys: [] },
+  prod: { memorySize: 1024, timeout: 300, logRetentionInDays: 365, versioning: true, callers: CALLERS, apiKeys: API_KEYS },
 } as const;
 type Stage = keyof typeof STAGES;
+const paramsOf = (stage: Stage): string[] => {
+  const { callers, apiKeys } = STAGES[stage];
+  return [
+    ...(callers.length ? [`--param=callerRoleArns=${callers.join(',')}`] : []),
+    ...(apiKeys.length ? [`--param=apiKeys=${apiKeys.join(',')}`] : []),
+  ];
+};
 
 const ROUTES = [
   'POST /uploads',
@@ -53,7 +64,9 @@ interface Template {
   Outputs?: Record<string, unknown>;
 }
 interface Statement {
+  Sid?: string;
   Effect: string;
+  Principal?: unknown;
   Action: string | string[];
   Resource: unknown;
   Condition?: unknown;
@@ -120,8 +133,8 @@ function run(args: string[], cwd: string): Promise<{ stdout: string; stderr: str
 
 // Temporary service directory mirroring the project: top-level files are copied (osls only
 // accepts a regular serverless.yml, not a symlink), folders are symlinked.
-async function makeServiceDir(stage: Stage): Promise<string> {
-  const dir = path.join(workDir, `service-${stage}`);
+async function makeServiceDir(label: string): Promise<string> {
+  const dir = path.join(workDir, `service-${label}`);
   await mkdir(dir);
   const skip = new Set(['.git', '.serverless', '.esbuild', '.build', 'coverage', '.data']);
   for (const entry of await readdir(ROOT, { withFileTypes: true })) {
@@ -162,11 +175,11 @@ function listZip(buf: Buffer): ZipEntry[] {
   return entries;
 }
 
-async function packageStage(stage: Stage): Promise<Packaged> {
-  const serviceDir = await makeServiceDir(stage);
-  const out = path.join(workDir, stage);
+async function packageStage(stage: string, params: string[] = [], label = stage): Promise<Packaged> {
+  const serviceDir = await makeServiceDir(label);
+  const out = path.join(workDir, label);
   const started = performance.now();
-  await run(['package', '--stage', stage, '--package', out], serviceDir);
+  await run(['package', '--stage', stage, '--package', out, ...params], serviceDir);
   const seconds = (performance.now() - started) / 1000;
   const template = JSON.parse(await readFile(path.join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   const zipPath = path.join(out, 'upload.zip');
@@ -250,7 +263,7 @@ function conditionHolds(template: Template, name: string): boolean {
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'sls-package-'));
   const stages = Object.keys(STAGES) as Stage[];
-  const packaged = await Promise.all(stages.map((stage) => packageStage(stage)));
+  const packaged = await Promise.all(stages.map((stage) => packageStage(stage, paramsOf(stage))));
   stages.forEach((stage, i) => results.set(stage, packaged[i]!));
   for (const [stage, p] of results) {
     console.log(
@@ -278,13 +291,15 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
     expect(publicUrlPermissions).toEqual([]);
   });
 
-  it('routes every REST method to the streaming Lambda invocation, behind an API key', () => {
+  it('routes every REST method to the streaming Lambda invocation, authorized by IAM', () => {
     const { template } = get(stage);
     const routes = methodsByRoute(template);
     expect([...routes.keys()].sort()).toEqual([...ROUTES].sort());
     for (const route of ROUTES) {
       const method = routes.get(route)!;
-      expect(method.Properties.ApiKeyRequired, route).toBe(true);
+      expect(method.Properties.AuthorizationType, route).toBe('AWS_IAM');
+      // API keys only where keys exist, for their usage plan; never instead of IAM.
+      expect(method.Properties.ApiKeyRequired, route).toBe(expected.apiKeys.length > 0);
       const integration = method.Properties.Integration as Record<string, unknown>;
       expect(integration.Type, route).toBe('AWS_PROXY');
       expect(integration.ResponseTransferMode, route).toBe('STREAM');
@@ -294,18 +309,100 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
     }
   });
 
-  it('configures the REST API: regional, binary multipart, usage plan with throttle and quota', () => {
+  it('configures the REST API: regional, binary multipart, one API key per named caller in a usage plan', () => {
     const { template } = get(stage);
     const [, api] = single(template, 'AWS::ApiGateway::RestApi');
     expect(api.Properties.BinaryMediaTypes).toContain('multipart/form-data');
     expect(api.Properties.EndpointConfiguration).toEqual({ Types: ['REGIONAL'] });
-    const [, plan] = single(template, 'AWS::ApiGateway::UsagePlan');
-    expect(plan.Properties).toMatchObject({
-      Throttle: { BurstLimit: expect.any(Number), RateLimit: expect.any(Number) },
-      Quota: { Limit: expect.any(Number), Period: expect.any(String) },
+    const keys = resourcesOfType(template, 'AWS::ApiGateway::ApiKey').map(([, k]) => k.Properties.Name);
+    expect(keys.sort()).toEqual(expected.apiKeys.map((name) => `s3-stream-upload-${stage}-${name}`).sort());
+    expect(resourcesOfType(template, 'AWS::ApiGateway::UsagePlanKey')).toHaveLength(expected.apiKeys.length);
+    const plans = resourcesOfType(template, 'AWS::ApiGateway::UsagePlan');
+    expect(plans).toHaveLength(expected.apiKeys.length ? 1 : 0);
+    for (const [, plan] of plans) {
+      expect(plan.Properties).toMatchObject({
+        Throttle: { BurstLimit: expect.any(Number), RateLimit: expect.any(Number) },
+        Quota: { Limit: expect.any(Number), Period: expect.any(String) },
+      });
+    }
+  });
+
+  it('grants invoke to exactly the configured caller roles, never to "*"', () => {
+    const { template } = get(stage);
+    const callers = [...expected.callers].sort();
+    // Function URL: per caller lambda:InvokeFunctionUrl (AWS_IAM) and lambda:InvokeFunction via the URL.
+    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => p.Properties);
+    const byAction = (action: string) =>
+      permissions.filter((p) => p.Action === action && String(p.Principal).startsWith('arn:aws:iam::'));
+    const urlGrants = byAction('lambda:InvokeFunctionUrl');
+    expect(urlGrants.map((p) => p.Principal).sort()).toEqual(callers);
+    for (const p of urlGrants)
+      expect(p).toMatchObject({
+        FunctionUrlAuthType: 'AWS_IAM',
+        FunctionName: { 'Fn::GetAtt': ['UploadLambdaFunction', 'Arn'] },
+      });
+    const invokeGrants = byAction('lambda:InvokeFunction');
+    expect(invokeGrants.map((p) => p.Principal).sort()).toEqual(callers);
+    for (const p of invokeGrants)
+      expect(p).toMatchObject({ InvokedViaFunctionUrl: true, FunctionName: { 'Fn::GetAtt': ['UploadLambdaFunction', 'Arn'] } });
+    // Everything else is API Gateway's own invoke permission, bound to this API.
+    const others = permissions.filter((p) => !urlGrants.includes(p) && !invokeGrants.includes(p));
+    expect(others).toHaveLength(1);
+    expect(others[0]).toMatchObject({ Principal: 'apigateway.amazonaws.com', Action: 'lambda:InvokeFunction' });
+    expect(JSON.stringify(others[0]!.SourceArn)).toContain('ApiGatewayRestApi');
+    for (const p of permissions) expect(p.Principal).not.toBe('*');
+
+    // REST API resource policy: Allow the callers on exactly the routes, Deny everyone else.
+    const [, api] = single(template, 'AWS::ApiGateway::RestApi');
+    const policy = api.Properties.Policy as PolicyDocument;
+    const routeArns = ROUTES.map((r) => {
+      const [method, route] = r.split(' ') as [string, string];
+      return `execute-api:/${stage}/${method}${route.replace(/\{[^}]+\}/g, '*')}`;
+    }).sort();
+    const allows = policy.Statement.filter((st) => st.Effect === 'Allow');
+    if (callers.length) {
+      expect(allows).toHaveLength(1);
+      expect(allows[0]).toMatchObject({ Principal: { AWS: expect.any(Array) }, Action: 'execute-api:Invoke' });
+      expect([...(allows[0]!.Principal as { AWS: string[] }).AWS].sort()).toEqual(callers);
+      expect(asArray(allows[0]!.Resource as string[]).sort()).toEqual(routeArns);
+    } else {
+      expect(allows).toEqual([]);
+    }
+    const denies = policy.Statement.filter((st) => st.Effect === 'Deny');
+    expect(denies).toHaveLength(1);
+    expect(denies[0]).toMatchObject({ Principal: '*', Action: 'execute-api:Invoke' });
+    expect(asArray(denies[0]!.Resource as string[]).sort()).toEqual(routeArns);
+    if (callers.length) {
+      const notThem = (denies[0]!.Condition as { ArnNotEquals: Record<string, string[]> }).ArnNotEquals['aws:PrincipalArn'];
+      expect([...notThem!].sort()).toEqual(callers);
+    } else {
+      expect(denies[0]!.Condition, 'no callers: everyone is denied').toBeUndefined();
+    }
+  });
+
+  it('reads the session secret from SSM at run time: only its name in the environment, read access to it alone', () => {
+    const { template } = get(stage);
+    const env = (uploadFunction(template).Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    const name = `/s3-stream-upload/${stage}/session-secret`;
+    expect(env.UPLOAD_SESSION_SECRET_PARAM).toBe(name);
+    expect(env).not.toHaveProperty('UPLOAD_SESSION_SECRET');
+    expect(JSON.stringify(env)).not.toContain('resolve:ssm');
+    const parameterArn = `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`;
+    const statements = iamStatements(template).map(({ statement }) => statement);
+    const ssm = statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('ssm:')));
+    expect(ssm).toHaveLength(1);
+    expect(asArray(ssm[0]!.Action)).toEqual(['ssm:GetParameter']);
+    expect(ssm[0]!.Resource).toEqual([{ 'Fn::Sub': parameterArn }]);
+    const kms = statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('kms:')));
+    expect(kms).toHaveLength(1);
+    expect(asArray(kms[0]!.Action)).toEqual(['kms:Decrypt']);
+    // Any key of the account only through SSM and only for this parameter's encryption context.
+    expect(kms[0]!.Condition).toEqual({
+      StringEquals: {
+        'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' },
+        'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': parameterArn },
+      },
     });
-    expect(resourcesOfType(template, 'AWS::ApiGateway::ApiKey')).toHaveLength(1);
-    expect(resourcesOfType(template, 'AWS::ApiGateway::UsagePlanKey')).toHaveLength(1);
   });
 
   it('creates a private, encrypted bucket that aborts incomplete multipart uploads after 1 day', () => {
@@ -417,15 +514,16 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
       'UPLOAD_MAX_FILES',
       'UPLOAD_MAX_FIELDS',
       'UPLOAD_MAX_TOTAL_BYTES',
-      'UPLOAD_SESSION_SECRET',
+      'UPLOAD_SESSION_SECRET_PARAM',
       'LOG_LEVEL',
+      'UPLOAD_STAGE',
     ]) {
       expect(env, name).toHaveProperty(name);
     }
     expect(env.UPLOAD_KEY_PREFIX).toBe('uploads/');
     expect(env.LOG_LEVEL).toBe(stage === 'prod' ? 'info' : 'debug');
-    // The secret is resolved by CloudFormation at deploy time, never baked into the template.
-    expect(env.UPLOAD_SESSION_SECRET).toBe(`{{resolve:ssm:/s3-stream-upload/${stage}/session-secret}}`);
+    // A metric dimension (src/metrics.ts).
+    expect(env.UPLOAD_STAGE).toBe(stage);
   });
 
   it('outputs the bucket name, the Function URL and the REST endpoint', () => {
@@ -445,4 +543,56 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
     expect(files.map((e) => e.name)).toEqual(['functions/upload.mjs']);
     expect(entries.some((e) => e.name.split('/').includes('node_modules'))).toBe(false);
   });
+});
+
+describe('serverless package refuses stages and callers it cannot deploy as meant', () => {
+  const refusal = (stage: string, params: string[], label: string) =>
+    packageStage(stage, params, label).then(
+      () => '',
+      (err: unknown) => String(err),
+    );
+
+  it(
+    'refuses a stage serverless.yml does not configure, naming it',
+    async () => {
+      const message = await refusal('qa', [], 'guard-qa');
+      expect(message).toContain('Stage "qa" is not configured in serverless.yml (known stages: dev, staging, prod)');
+      expect(message).toContain('--param="allowDefaults=true"');
+    },
+    PACKAGE_TIMEOUT_MS,
+  );
+
+  it.each([
+    ['Prod', 'S3 allows only lower-case letters'],
+    ['a-stage-name-far-too-long-for-s3', 'characters long (S3 allows 3 to 63)'],
+  ])(
+    'refuses stage %s, whose bucket name S3 would refuse, even with allowDefaults',
+    async (stage, why) => {
+      const message = await refusal(stage, ['--param=allowDefaults=true'], `guard-${stage.toLowerCase().slice(0, 8)}`);
+      expect(message).toContain(
+        `Stage "${stage}" gives the bucket name "s3-stream-upload-${stage}-<account-id>-us-east-1", which S3 refuses`,
+      );
+      expect(message).toContain(why);
+    },
+    PACKAGE_TIMEOUT_MS,
+  );
+
+  it.each([['*'], ['arn:aws:iam::111122223333:user/alice'], ['arn:aws:iam::111122223333:role/ok,arn:aws:iam::*:role/x']])(
+    'refuses callerRoleArns=%s',
+    async (arns) => {
+      const message = await refusal('dev', [`--param=callerRoleArns=${arns}`], `guard-arn-${arns.length}`);
+      expect(message).toMatch(/callerRoleArns: ".*" is not an IAM role ARN/);
+    },
+    PACKAGE_TIMEOUT_MS,
+  );
+
+  it(
+    'packages an unlisted stage with the defaults when allowDefaults says so',
+    async () => {
+      const { template } = await packageStage('qa', ['--param=allowDefaults=true'], 'guard-qa-defaults');
+      expect(uploadFunction(template).Properties.FunctionName).toBe('s3-stream-upload-qa-upload');
+      expect(uploadFunction(template).Properties.MemorySize).toBe(512);
+    },
+    PACKAGE_TIMEOUT_MS,
+  );
 });
