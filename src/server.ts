@@ -18,6 +18,7 @@ import { createMemoryBudget } from './core/memory-budget.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { S3ClientOptions } from './storage/s3-client.ts';
 import { createServiceApp } from './wiring.ts';
+import { loadSessionSecret } from './secrets.ts';
 import { randomBytes } from 'node:crypto';
 import { createLifecycle, drainDeadline, type Lifecycle } from './app/lifecycle.ts';
 import { createPrometheusMetrics } from './app/prometheus-metrics.ts';
@@ -68,7 +69,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     clientOptions.endpoint = embedded.endpoint;
     clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
   }
-  let sessionSecret = config.sessions.secret;
+  let sessionSecret = await loadSessionSecret(config);
   if (sessionSecret === undefined) {
     // Session ids are signed with this; one per process means they do not survive a restart
     // nor work across instances behind a load balancer.

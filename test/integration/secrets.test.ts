@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restEvent } from '../../scripts/make-events.mjs';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createSecretReader, loadSessionSecret } from '../../src/secrets.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startServer } from '../../src/server.ts';
 import { invoke, loadFunction } from '../helpers/lambda.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
 import { SSM_CREDENTIALS, SSM_REGION, startSsmStandIn, type SsmStandIn } from '../helpers/ssm-stand-in.ts';
@@ -104,9 +106,10 @@ describe('loadSessionSecret', () => {
   });
 });
 
-describe('the Lambda function at cold start', () => {
+describe('the Lambda function at cold start, and the Node server at start', () => {
   let s3: TestS3rver;
   let fnSsm: SsmStandIn;
+  let lambdaSessionId = '';
 
   beforeAll(async () => {
     s3 = await startS3rver();
@@ -144,6 +147,7 @@ describe('the Lambda function at cold start', () => {
     );
     expect(created.statusCode, created.body).toBe(201);
     const { sessionId } = JSON.parse(created.body) as { sessionId: string };
+    lambdaSessionId = sessionId;
     // The id is signed with the secret: the function accepts it back on another route.
     const more = await invoke(
       handler,
@@ -156,6 +160,26 @@ describe('the Lambda function at cold start', () => {
     );
     expect(more.statusCode, more.body).toBe(200);
     expect(fnSsm.calls.length - before).toBe(1);
+  });
+
+  it('the Node server reads the same secret: it accepts a session id the function signed', async () => {
+    expect(lambdaSessionId).not.toBe('');
+    const before = fnSsm.calls.length;
+    const environment = env(NAME);
+    // The SDK itself reads AWS_ENDPOINT_URL_SSM and the credentials from the environment.
+    Object.assign(process.env, environment);
+    const running = await startServer(loadConfig({ ...environment, PORT: '0' }), { logger: createLogger('silent') });
+    try {
+      expect(fnSsm.calls.length - before).toBe(1);
+      const res = await fetch(`${running.url}/uploads/sessions/${lambdaSessionId}/parts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ partNumbers: [1] }),
+      });
+      expect(res.status, await res.clone().text()).toBe(200);
+    } finally {
+      await running.close();
+    }
   });
 
   it('fails its init with a message naming the missing parameter', async () => {
