@@ -577,7 +577,7 @@ describe('serverless package refuses stages and callers it cannot deploy as mean
     PACKAGE_TIMEOUT_MS,
   );
 
-  it.each([['*'], ['arn:aws:iam::111122223333:user/alice'], ['arn:aws:iam::111122223333:role/ok,arn:aws:iam::*:role/x']])(
+  it.each([['*'], ['arn:aws:iam::111122223333:role/ok,arn:aws:iam::111122223333:user/alice']])(
     'refuses callerRoleArns=%s',
     async (arns) => {
       const message = await refusal('dev', [`--param=callerRoleArns=${arns}`], `guard-arn-${arns.length}`);
