@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createSecretReader, loadSessionSecret } from '../../src/secrets.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer } from '../../src/server.ts';
-import { invoke, loadFunction } from '../helpers/lambda.ts';
+import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3rver } from '../helpers/s3rver.ts';
 import { SSM_CREDENTIALS, SSM_REGION, startSsmStandIn, type SsmStandIn } from '../helpers/ssm-stand-in.ts';
 
@@ -117,6 +117,7 @@ describe('the Lambda function at cold start, and the Node server at start', () =
     fnSsm = await startSsmStandIn({ [NAME]: SECRET }, S3RVER_CREDENTIALS);
   });
   afterAll(async () => {
+    await closeFunctions();
     await fnSsm.close();
     await s3.close();
   });
@@ -135,9 +136,6 @@ describe('the Lambda function at cold start, and the Node server at start', () =
   it('reads the secret once and serves the session routes with it', async () => {
     const before = fnSsm.calls.length;
     const handler = await loadFunction(env(NAME));
-    expect(fnSsm.calls.slice(before)).toEqual([
-      { target: 'AmazonSSM.GetParameter', name: NAME, withDecryption: true, signed: true },
-    ]);
     const body = Buffer.from(
       JSON.stringify({ filename: 'a.bin', size: 6 * 1024 * 1024, contentType: 'application/octet-stream' }),
     );
@@ -146,6 +144,11 @@ describe('the Lambda function at cold start, and the Node server at start', () =
       restEvent({ method: 'POST', path: '/uploads/sessions', headers: { 'content-type': 'application/json' }, body }),
     );
     expect(created.statusCode, created.body).toBe(201);
+    // The process started at this first invocation and read the parameter in its init.
+    expect(created.coldStart).toBe(true);
+    expect(fnSsm.calls.slice(before)).toEqual([
+      { target: 'AmazonSSM.GetParameter', name: NAME, withDecryption: true, signed: true },
+    ]);
     const { sessionId } = JSON.parse(created.body) as { sessionId: string };
     lambdaSessionId = sessionId;
     // The id is signed with the secret: the function accepts it back on another route.
@@ -183,7 +186,9 @@ describe('the Lambda function at cold start, and the Node server at start', () =
   });
 
   it('fails its init with a message naming the missing parameter', async () => {
-    await expect(loadFunction(env('/s3-stream-upload/test/missing'))).rejects.toThrow(
+    const handler = await loadFunction(env('/s3-stream-upload/test/missing'));
+    const res = await invoke(handler, restEvent({ method: 'POST', path: '/uploads/sessions' }));
+    expect(res.initError?.errorMessage).toMatch(
       /UPLOAD_SESSION_SECRET_PARAM: SSM parameter "\/s3-stream-upload\/test\/missing" does not exist/,
     );
   });
