@@ -71,7 +71,8 @@ describe('container recipe (Dockerfile)', () => {
     expect(layout.expose).toEqual([layout.env.PORT]);
     // The same flags and bundle as `npm start`.
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-    expect(layout.cmd).toEqual(pkg.scripts.start.split(/\s+/));
+    // (`exec` there makes node replace npm's shell; in the image's exec-form CMD node is PID 1.)
+    expect(layout.cmd).toEqual(pkg.scripts.start.replace(/^exec\s+/, '').split(/\s+/));
     expect(layout.healthcheck?.join(' ')).toContain('/healthz');
   });
 
