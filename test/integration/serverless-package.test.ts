@@ -40,6 +40,7 @@ const ROUTES = [
   'POST /uploads/sessions/{id}/parts',
   'POST /uploads/sessions/{id}/complete',
   'DELETE /uploads/sessions/{id}',
+  'GET /openapi.json',
 ];
 
 // Least-privilege allow-list for the upload bucket.
@@ -424,6 +425,10 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
     const lifecycle = bucket.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] };
     expect(lifecycle.Rules).toContainEqual(
       expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+    );
+    // Idempotency records (under the key prefix, see docs/idempotency.md) expire on their own.
+    expect(lifecycle.Rules).toContainEqual(
+      expect.objectContaining({ Status: 'Enabled', Prefix: 'uploads/.idempotency/', ExpirationInDays: 2 }),
     );
     // The name is left to CloudFormation (no account id needed at package time).
     expect(JSON.stringify(bucket.Properties.BucketName)).toContain(`-${stage}-`);
