@@ -6,14 +6,33 @@ import tseslint from 'typescript-eslint';
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', '.serverless/', '.esbuild/', '.data/', '.ceph/', 'coverage/', 'bench/results/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'packages/*/dist/',
+      '.serverless/',
+      '.esbuild/',
+      '.data/',
+      '.ceph/',
+      'coverage/',
+      'bench/results/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     // Plain JS files (scripts, this config) run on Node.
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', URL: 'readonly', console: 'readonly', Buffer: 'readonly', setImmediate: 'readonly', performance: 'readonly' },
+      globals: {
+        process: 'readonly',
+        URL: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setImmediate: 'readonly',
+        performance: 'readonly',
+      },
     },
   },
   {
@@ -26,14 +45,20 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: restrict([
       { group: ['@aws-sdk/*', 'node:http', 'node:https', 'aws-lambda'], message: 'src/core is transport- and storage-free.' },
-      { group: ['../adapters/*', '../app/*', '../storage/*', '../config.ts', '../server.ts'], message: 'src/core must not depend outward.' },
+      {
+        group: ['../adapters/*', '../app/*', '../storage/*', '../config.ts', '../server.ts'],
+        message: 'src/core must not depend outward.',
+      },
     ]),
   },
   {
     // The app is transport-free: no node:http, no Lambda, no adapter.
     files: ['src/app/**/*.ts'],
     rules: restrict([
-      { group: ['node:http', 'node:https', 'aws-lambda', '../adapters/*', '../server.ts'], message: 'src/app is transport-free.' },
+      {
+        group: ['node:http', 'node:https', 'aws-lambda', '../adapters/*', '../server.ts'],
+        message: 'src/app is transport-free.',
+      },
     ]),
   },
   {
@@ -42,7 +67,15 @@ export default tseslint.config(
     rules: restrict([
       {
         // The SDK's credential chain is the one exception (SigV4 signing of calls).
-        group: ['../core/*', '../storage/*', '../adapters/*', '../config.ts', '@aws-sdk/*', '!@aws-sdk/credential-provider-node', 'busboy'],
+        group: [
+          '../core/*',
+          '../storage/*',
+          '../adapters/*',
+          '../config.ts',
+          '@aws-sdk/*',
+          '!@aws-sdk/credential-provider-node',
+          'busboy',
+        ],
         message: 'src/client may import src/protocol.ts (and the SigV4 libraries) only.',
       },
     ]),
