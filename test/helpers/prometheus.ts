@@ -58,8 +58,18 @@ export function parsePrometheusText(text: string): Exposition {
         labels[pair[1]!] = pair[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
         rest = rest.slice(pair[0].length);
       }
-      const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
-      if (valueText !== 'NaN' && Number.isNaN(value)) throw new Error(`bad value, ${where}`);
+      // Prometheus reads values with Go's ParseFloat, which takes NaN and Inf in any case
+      // (prom-client writes an empty summary's mean as "Nan").
+      const special = valueText.toLowerCase();
+      const value =
+        special === '+inf' || special === 'inf'
+          ? Infinity
+          : special === '-inf'
+            ? -Infinity
+            : special === 'nan'
+              ? NaN
+              : Number(valueText);
+      if (special !== 'nan' && Number.isNaN(value)) throw new Error(`bad value, ${where}`);
       const family = [...types].find(([f, type]) => name === f || (SUFFIXES[type] ?? []).some((suffix) => name === f + suffix));
       if (!family) throw new Error(`sample without a # TYPE before it, ${where}`);
       samples.push({ name, labels, value });
