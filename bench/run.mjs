@@ -7,7 +7,8 @@
 //
 // Options: --runs=N (runs per cell), --only=v1,v2 (variants), --scenarios=id1,id2,
 // --real=auto|radosgw|s3rver|none (the real S3 of part b), --max-minutes=N (stop scheduling
-// runs past this; cells left are reported as skipped), --name=x (write results-x.*, chart-x.svg).
+// runs past this; cells left are reported as skipped), --name=x (write results-x.*, chart-x.svg),
+// --add=v1,v2 (variants added to every selected scenario, e.g. service-semi4 to the large files).
 //
 // Variants (bench/variants.mjs): the baselines raw, busboy, naive, buffered; `service`, this
 // service as `npm start` runs it (its node flags, read from package.json; default settings),
@@ -69,6 +70,7 @@ const dryRun = arg('dry-run', false) === true;
 const srcRev = arg('src', undefined);
 const onlyVariants = arg('only', undefined)?.split(',');
 const onlyScenarios = arg('scenarios', undefined)?.split(',');
+const addVariants = arg('add', undefined)?.split(',') ?? [];
 const realMode = arg('real', quick ? 'none' : 'auto');
 const maxMinutes = Number(arg('max-minutes', quick ? 1.75 : 25));
 const runsArg = arg('runs', undefined);
@@ -114,7 +116,10 @@ const QUICK = [
 let scenarios = (quick ? QUICK : FULL).map((s) => ({
   ...s,
   runs: runsArg ? Number(runsArg) : s.runs,
-  variants: s.variants.filter((v) => !onlyVariants || onlyVariants.includes(v)),
+  variants: [
+    ...s.variants.filter((v) => !onlyVariants || onlyVariants.includes(v)),
+    ...addVariants.filter((v) => !s.variants.includes(v)),
+  ],
 }));
 if (onlyScenarios) scenarios = scenarios.filter((s) => onlyScenarios.includes(s.id));
 if (scenarios.length === 0 || scenarios.every((s) => s.variants.length === 0)) {
@@ -242,7 +247,8 @@ const REAL_GUESS_MBPS = 120;
 const RUN_OVERHEAD_S = 1.5;
 function estimateSeconds(s) {
   const bytes = s.count * s.size;
-  return s.variants.reduce((t, v) => t + s.runs * (RUN_OVERHEAD_S + bytes / 1e6 / (s.real ? REAL_GUESS_MBPS : GUESS_MBPS[v])), 0);
+  const guess = (v) => GUESS_MBPS[v] ?? (v.startsWith('service') ? GUESS_MBPS.service : GUESS_MBPS.naive);
+  return s.variants.reduce((t, v) => t + s.runs * (RUN_OVERHEAD_S + bytes / 1e6 / (s.real ? REAL_GUESS_MBPS : guess(v))), 0);
 }
 const estimate = scenarios.reduce((t, s) => t + estimateSeconds(s), 0);
 const deadline = Date.now() + maxMinutes * 60_000;
@@ -424,6 +430,8 @@ const stat = (xs) => {
   return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
 };
 
+// The young-generation experiments (service-semiN), compared like the service.
+const SEMI = Object.keys(VARIANTS).filter((v) => v.startsWith('service-semi'));
 for (const entry of results) {
   entry.summary = {};
   for (const variant of entry.variants) {
@@ -445,6 +453,11 @@ for (const entry of results) {
     ['service', 'proxy'],
     ['service-sha256', 'service'],
     ['service-nogc', 'service'],
+    ...SEMI.flatMap((v) => [
+      [v, 'service'],
+      [v, 'naive'],
+      [v, 'proxy'],
+    ]),
     ['naive', 'busboy'],
     ['busboy', 'raw'],
   ];
@@ -530,7 +543,9 @@ function targetsFor(v) {
   else notMeasured('10 x 1 GiB throughput >= naive', `conc-10x1GiB with ${v} and naive`);
   return t;
 }
-const targets = results.some((e) => e.variants.includes('service')) ? targetsFor('service') : [];
+const targets = ['service', ...SEMI]
+  .filter((v) => results.some((e) => e.variants.includes(v)))
+  .flatMap((v) => targetsFor(v));
 
 // ---------------------------------------------------------------------------------------
 // Output.

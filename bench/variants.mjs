@@ -67,6 +67,10 @@ export const VARIANTS = {
     ...service({}, "service with --max-semi-space-size=4 instead of npm start's value"),
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=4' : a)),
   },
+  'service-semi8': {
+    ...service({}, "service with --max-semi-space-size=8 instead of npm start's value"),
+    nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=8' : a)),
+  },
   'service-semi16': {
     ...service({}, "service with --max-semi-space-size=16 instead of npm start's value"),
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=16' : a)),
