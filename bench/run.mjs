@@ -543,9 +543,7 @@ function targetsFor(v) {
   else notMeasured('10 x 1 GiB throughput >= naive', `conc-10x1GiB with ${v} and naive`);
   return t;
 }
-const targets = ['service', ...SEMI]
-  .filter((v) => results.some((e) => e.variants.includes(v)))
-  .flatMap((v) => targetsFor(v));
+const targets = ['service', ...SEMI].filter((v) => results.some((e) => e.variants.includes(v))).flatMap((v) => targetsFor(v));
 
 // ---------------------------------------------------------------------------------------
 // Output.

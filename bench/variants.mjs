@@ -63,6 +63,10 @@ export const VARIANTS = {
   ),
   'service-sha256': service({ UPLOAD_SHA256: 'always' }, 'service + UPLOAD_SHA256=always: a SHA-256 of every file'),
   // Experiments on npm start's young-generation size (small files allocate per request).
+  'service-semi1': {
+    ...service({}, "service with --max-semi-space-size=1 (npm start's value before the small-file sweep)"),
+    nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=1' : a)),
+  },
   'service-semi4': {
     ...service({}, "service with --max-semi-space-size=4 instead of npm start's value"),
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=4' : a)),
