@@ -6,7 +6,8 @@
 // The service variants run as in bench/run.mjs (bench/variants.mjs: npm start's node flags,
 // unsigned payload and CRC32 per part as over TLS). Writes bench/results/steady-rss.{json,md}.
 //
-//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc]
+//   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc] [--name=x]
+// (--name=x: writes steady-rss-x.{json,md})
 import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +19,7 @@ const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?
 const rounds = Number(arg('rounds', 2));
 const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc'];
 const names = arg('only', DEFAULT_VARIANTS.join(',')).split(',');
+const suffix = arg('name', undefined) ? `-${arg('name', undefined)}` : '';
 for (const n of names) variantEnv(n, { discard: true }); // throws on an unknown name
 const SIZES = [64 * MiB, GiB, 4 * GiB];
 const { bundles, src } = await buildBundles([...new Set(names.map((n) => VARIANTS[n].bundle))], arg('src', undefined));
@@ -72,7 +74,7 @@ const rows = names.map((name) => {
 });
 await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
 await writeFile(
-  path.join(ROOT, 'bench/results/steady-rss.json'),
+  path.join(ROOT, `bench/results/steady-rss${suffix}.json`),
   JSON.stringify({ date: new Date().toISOString(), src, rounds, note: SERVICE_NOTE, samples, rows }, null, 2) + '\n',
 );
 const md =
@@ -87,5 +89,5 @@ const md =
     )
     .join('\n') +
   '\n';
-await writeFile(path.join(ROOT, 'bench/results/steady-rss.md'), md);
+await writeFile(path.join(ROOT, `bench/results/steady-rss${suffix}.md`), md);
 console.log(`\n${md}`);
