@@ -9,7 +9,7 @@
 #   CEPH_DIR          scratch folder (default: <repo>/.ceph, git-ignored)
 #   RGW_PORT          radosgw HTTP port on 127.0.0.1 (default 7480)
 #   CEPH_OBJECTSTORE  memstore (default) or bluestore
-#   MEMSTORE_BYTES    memstore capacity, bytes (default 3 GiB; several suites sharing one radosgw need more)
+#   MEMSTORE_BYTES    memstore capacity, bytes (default 6 GiB: RAM is taken only as objects are written)
 #   RGW_WAIT_SECONDS  how long to wait for radosgw to answer (default 120)
 #
 # Works as root on Debian bookworm without systemd or docker (Ceph 16.2 "Pacific" from Debian):
@@ -23,7 +23,7 @@ mkdir -p "$D"
 D=$(cd "$D" && pwd)
 RGW_PORT=${RGW_PORT:-7480}
 STORE=${CEPH_OBJECTSTORE:-memstore}
-MEMSTORE_BYTES=${MEMSTORE_BYTES:-3221225472}
+MEMSTORE_BYTES=${MEMSTORE_BYTES:-6442450944}
 RGW_WAIT_SECONDS=${RGW_WAIT_SECONDS:-120}
 AK=TESTACCESSKEY0000000
 SK=testsecretkey0000000000000000000000000000
