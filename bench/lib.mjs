@@ -11,6 +11,15 @@ import { clearTimeout, setTimeout } from 'node:timers';
 const { fetch, AbortSignal } = globalThis;
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The value of `--name=value` on the command line, `true` for a bare `--name`, else `def`.
+ */
+export function cliArg(name, def, argv = process.argv.slice(2)) {
+  const a = argv.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
+  if (a === undefined) return def;
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : true;
+}
+
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 

@@ -53,6 +53,7 @@ import {
   startDiscardS3,
   startS3rverChild,
   startServer,
+  cliArg,
 } from './lib.mjs';
 import { SERVICE_NODE_ARGS, SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
@@ -60,11 +61,7 @@ import { SERVICE_NODE_ARGS, SERVICE_NOTE, VARIANTS, variantEnv } from './variant
 const { fetch, AbortSignal } = globalThis;
 
 const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const a = argv.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
-  if (a === undefined) return def;
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : true;
-};
+const arg = (name, def) => cliArg(name, def, argv);
 const quick = arg('quick', false) === true;
 const dryRun = arg('dry-run', false) === true;
 const srcRev = arg('src', undefined);

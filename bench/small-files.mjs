@@ -27,15 +27,12 @@ import {
   runSmallClient,
   startDiscardS3,
   startServer,
+  cliArg,
 } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const a = argv.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
-  if (a === undefined) return def;
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : true;
-};
+const arg = (name, def) => cliArg(name, def, argv);
 const quick = arg('quick', false) === true;
 const delayMs = Number(arg('delay-ms', 10));
 const rounds = Number(arg('rounds', quick ? 2 : 3));
