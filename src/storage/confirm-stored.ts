@@ -1,6 +1,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CoreLogger } from '../core/logger.ts';
 import type { PutObjectOutput } from '../core/sink.ts';
+import { sendS3 } from './s3-call.ts';
 import { storageError } from './s3-errors.ts';
 
 /** What S3 answered to PutObject or CompleteMultipartUpload (the fields used here). */
@@ -66,15 +67,18 @@ export async function confirmStored(
   const versionId = answer.VersionId;
   const out: PutObjectOutput = {
     etag: answer.ETag ?? '',
+    bytesRead: sent.bytes,
     ...(versionId ? { versionId } : {}),
     ...(answer.ChecksumCRC32 ? { checksumCRC32: answer.ChecksumCRC32 } : {}),
   };
   const confirmed = options.readBack === 'auto' ? confirmationOf(answer, sent) : undefined;
   if (confirmed) return { ...out, storedSize: sent.bytes, confirmedBy: confirmed };
   try {
-    const head = await client.send(
+    const head = await sendS3(
+      client,
       new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
-      { abortSignal: options.signal },
+      { signal: options.signal },
+      (c, o) => client.send(c, o),
     );
     return { ...out, ...(head.ContentLength !== undefined ? { storedSize: head.ContentLength } : {}), confirmedBy: 'read-back' };
   } catch (err) {

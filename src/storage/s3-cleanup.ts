@@ -6,6 +6,7 @@
  */
 import { AbortMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CoreLogger } from '../core/logger.ts';
+import { sendS3 } from './s3-call.ts';
 import { isNotFound, storageError } from './s3-errors.ts';
 
 export interface S3Cleanup {
@@ -33,9 +34,12 @@ export function createS3Cleanup(options: {
     async abortMultipart(key, uploadId, cause, deadline) {
       for (let attempt = 1; ; attempt++) {
         try {
-          await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
-            abortSignal: deadline,
-          });
+          await sendS3(
+            client,
+            new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
+            { signal: deadline },
+            (c, o) => client.send(c, o),
+          );
           return;
         } catch (err) {
           if (isNotFound(err)) return;
@@ -54,9 +58,12 @@ export function createS3Cleanup(options: {
     },
     async removeObject(key, versionId, deadline = AbortSignal.timeout(cleanupTimeoutMs)) {
       try {
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }), {
-          abortSignal: deadline,
-        });
+        await sendS3(
+          client,
+          new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+          { signal: deadline },
+          (c, o) => client.send(c, o),
+        );
       } catch (err) {
         if (isNotFound(err)) return;
         throw storageError(err, 'delete the file');

@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config.ts';
+import { prepareClient } from './s3-call.ts';
 
 export interface S3ClientOptions {
   /** Overrides `config.s3.endpoint` (the Node server's embedded S3 is only known at start). */
@@ -35,6 +36,9 @@ export function createS3Client(s3: Config['s3'], options: S3ClientOptions = {}):
     requestChecksumCalculation: s3.checksumCalculation,
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(options.credentials ? { credentials: options.credentials } : {}),
+    // The middleware chain of each command is resolved once (calls go through sendS3, which
+    // never passes send() options: those would drop the cache).
+    cacheMiddleware: true,
     requestHandler: {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
@@ -59,5 +63,6 @@ export function createS3Client(s3: Config['s3'], options: S3ClientOptions = {}):
     },
     { step: 'initialize', name: 'operationOnError' },
   );
+  prepareClient(client);
   return client;
 }

@@ -29,7 +29,8 @@ import { PartPool, type PoolHolder } from './part-pool.ts';
 import { createS3Cleanup, type S3Cleanup } from './s3-cleanup.ts';
 import { storageError } from './s3-errors.ts';
 import { S3_MAX_PARTS } from './s3-limits.ts';
-import { crc32Base64, md5Of, withUnsignedPayload } from './s3-requests.ts';
+import { crc32Base64, md5Of } from './s3-requests.ts';
+import { sendS3 } from './s3-call.ts';
 
 export interface S3PartUploaderOptions {
   client: S3Client;
@@ -315,19 +316,19 @@ class FileUpload {
         if (this.#failure !== undefined) return;
         const crc = settings.crc ? crc32Base64(data) : undefined;
         sent = true;
-        const out = await client.send(
-          this.#prepare(
-            new UploadPartCommand({
-              Bucket: bucket,
-              Key: this.#input.key,
-              UploadId: uploadId,
-              PartNumber: number,
-              Body: data,
-              ContentLength: length,
-              ...(crc ? { ChecksumCRC32: crc } : {}),
-            }),
-          ),
-          { abortSignal: this.#stop.signal },
+        const out = await sendS3(
+          client,
+          new UploadPartCommand({
+            Bucket: bucket,
+            Key: this.#input.key,
+            UploadId: uploadId,
+            PartNumber: number,
+            Body: data,
+            ContentLength: length,
+            ...(crc ? { ChecksumCRC32: crc } : {}),
+          }),
+          { signal: this.#stop.signal, unsignedPayload: settings.unsigned },
+          (c, o) => client.send(c, o),
         );
         answered = true;
         if (!out.ETag) throw new Error(`UploadPart ${number} returned no ETag`);
@@ -350,14 +351,16 @@ class FileUpload {
   }
 
   #ensureUpload(): Promise<string> {
-    return (this.#create ??= this.#ctx.client
-      .send(
-        new CreateMultipartUploadCommand({
-          ...this.#common,
-          ...(this.#ctx.settings.crc ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
-        }),
-        { abortSignal: this.#hardStop.signal },
-      )
+    const { client } = this.#ctx;
+    return (this.#create ??= sendS3(
+      client,
+      new CreateMultipartUploadCommand({
+        ...this.#common,
+        ...(this.#ctx.settings.crc ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+      }),
+      { signal: this.#hardStop.signal },
+      (c, o) => client.send(c, o),
+    )
       .then((out) => {
         if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
         return out.UploadId;
@@ -372,16 +375,17 @@ class FileUpload {
     const crc = this.#ctx.settings.crc ? crc32Base64(data) : undefined;
     const md5 = crc ? undefined : md5Of(data);
     this.#wholeSent = true;
-    const out = await this.#ctx.client.send(
-      this.#prepare(
-        new PutObjectCommand({
-          ...this.#common,
-          Body: data,
-          ContentLength: data.length,
-          ...(crc ? { ChecksumCRC32: crc } : { ContentMD5: md5!.base64 }),
-        }),
-      ),
-      { abortSignal: this.#hardStop.signal },
+    const { client, settings } = this.#ctx;
+    const out = await sendS3(
+      client,
+      new PutObjectCommand({
+        ...this.#common,
+        Body: data,
+        ContentLength: data.length,
+        ...(crc ? { ChecksumCRC32: crc } : { ContentMD5: md5!.base64 }),
+      }),
+      { signal: this.#hardStop.signal, unsignedPayload: settings.unsigned },
+      (c, o) => client.send(c, o),
     );
     this.#wholeAnswered = true;
     return this.#confirm(out, { bytes: data.length, crc32: crc, md5Hex: md5?.hex });
@@ -393,14 +397,17 @@ class FileUpload {
     await this.#settleInFlight();
     // A failure or an abort after the last byte still means: do not complete.
     if (this.#failure !== undefined) throw this.#failure;
-    const out = await this.#ctx.client.send(
+    const { client } = this.#ctx;
+    const out = await sendS3(
+      client,
       new CompleteMultipartUploadCommand({
         Bucket: this.#ctx.bucket,
         Key: this.#input.key,
         UploadId: await this.#ensureUpload(),
         MultipartUpload: { Parts: this.#parts },
       }),
-      { abortSignal: this.#hardStop.signal },
+      { signal: this.#hardStop.signal },
+      (c, o) => client.send(c, o),
     );
     return this.#confirm(out, { bytes: this.#sentBytes, partsConfirmed: this.#partsConfirmed });
   }
@@ -420,9 +427,5 @@ class FileUpload {
 
   async #settleInFlight(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
-  }
-
-  #prepare<C extends UploadPartCommand | PutObjectCommand>(command: C): C {
-    return this.#ctx.settings.unsigned ? withUnsignedPayload(command) : command;
   }
 }

@@ -5,12 +5,13 @@
  * Lambda function's role is not.
  */
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { sendS3 } from './s3-call.ts';
 import { storageError } from './s3-errors.ts';
 
 export function createS3Probe(client: S3Client, bucket: string): (signal: AbortSignal) => Promise<void> {
   return async (signal) => {
     try {
-      await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
+      await sendS3(client, new HeadBucketCommand({ Bucket: bucket }), { signal }, (c, o) => client.send(c, o));
     } catch (err) {
       if ((err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode === 403) return;
       throw storageError(err, 'answer HeadBucket');
