@@ -206,7 +206,7 @@ export function createDiscardingSink(bucket: string): ObjectSink {
     async put(input: PutObjectInput): Promise<PutObjectOutput> {
       let bytes = 0;
       for await (const chunk of input.body as Readable) bytes += (chunk as Buffer).length;
-      return { etag: '', storedSize: bytes };
+      return { etag: '', bytesRead: bytes, storedSize: bytes };
     },
     async delete() {},
   };

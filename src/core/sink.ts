@@ -34,6 +34,8 @@ export interface PutObjectInput {
 
 export interface PutObjectOutput {
   etag: string;
+  /** Bytes the sink read from the body: the file's size as received. */
+  bytesRead: number;
   versionId?: string;
   /**
    * Size of the stored object as the store confirmed it (its answer verified the bytes sent,

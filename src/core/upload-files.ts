@@ -7,7 +7,7 @@
  * file completely, or ends with an `error` event after every upload it started was aborted
  * and every file it had stored was deleted (the error names any that could not be).
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { ErrorPayload, Fields, StoredFile, UploadEvent, UploadResult } from '../protocol.ts';
 import { errorPayload, toUploadError, UploadError } from './errors.ts';
 import { EventChannel } from './event-channel.ts';
@@ -147,7 +147,7 @@ async function runPipeline(
   /** Stored files by part order, so `files[]` follows the form whatever finishes first. */
   const stored: Array<StoredFile | undefined> = [];
   const inFlight: Array<Promise<void>> = [];
-  const fileBodies = new Set<FileChecks>();
+  const fileBodies = new Set<Readable>();
   let totalBytes = 0;
   /** Bytes of the file parts that have ended (their bodies are gone from fileBodies). */
   let endedFileBytes = 0;
@@ -181,26 +181,23 @@ async function runPipeline(
     const { parser } = multipart;
 
     // Counts the raw body against maxTotalBytes before busboy sees a byte.
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+    const stopFeeding = feed(
+      req.body,
+      parser,
+      (chunk) => {
         const room = limits.maxTotalBytes - totalBytes;
         totalBytes += chunk.length;
         onBodyBytes?.(chunk.length);
-        if (totalBytes <= limits.maxTotalBytes) {
-          multipart.count(chunk);
-          return done(null, chunk);
-        }
-        // Parse up to the limit, then fail: the outcome does not depend on chunk sizes.
-        if (room > 0) this.push(chunk.subarray(0, room));
-        done(payloadTooLarge(limits.maxTotalBytes));
+        if (totalBytes <= limits.maxTotalBytes) multipart.count(chunk);
+        return Math.min(chunk.length, room);
       },
-    });
-    meter.on('error', fail);
+      // Parsed up to the limit first: the outcome does not depend on chunk sizes.
+      () => fail(payloadTooLarge(limits.maxTotalBytes)),
+    );
     req.body.on('error', (err: unknown) =>
       fail(new UploadError('CLIENT_CLOSED_REQUEST', 'The request body failed before it ended', { cause: err })),
     );
 
-    req.body.pipe(meter).pipe(parser);
     try {
       await Promise.race([multipart.finished, failed]);
       await Promise.race([Promise.all(inFlight), failed]);
@@ -208,11 +205,8 @@ async function runPipeline(
     } finally {
       // Stop reading the body whatever happened; the adapter decides what to do with the
       // rest of it (drain or close the connection). The body itself is never destroyed here.
-      req.body.unpipe(meter);
-      if (failure) {
-        meter.unpipe(parser);
-        for (const body of fileBodies) body.destroy(failure);
-      }
+      stopFeeding();
+      if (failure) for (const body of fileBodies) body.destroy(failure);
     }
     // Every upload has settled (stored, or aborted and awaited) before we answer.
     await Promise.allSettled(inFlight);
@@ -244,15 +238,27 @@ async function runPipeline(
     const { metadata, omitted } = buildFileMetadata(filename, metadataFields, req.metadata);
     emit({ type: 'file-started', field, filename, key, contentType });
 
-    const body = new FileChecks({
-      filename,
-      declaredType: contentType,
-      ...(deps.allowedTypes ? { allowedTypes: deps.allowedTypes } : {}),
-      ...(expectedSha256 ? { expectedSha256 } : {}),
-      sha256: deps.sha256 === true,
-      progressEvery,
-      onProgress: (bytes) => emit({ type: 'file-progress', field, key, bytes }),
-    });
+    // A file that needs no check and cannot reach its first progress report (its bound says
+    // so) goes to the sink as the parser hands it over: one stream stage less per small file.
+    const bound = fileBytesBound();
+    const checked =
+      deps.allowedTypes !== undefined ||
+      deps.sha256 === true ||
+      expectedSha256 !== undefined ||
+      bound === undefined ||
+      bound >= progressEvery;
+    const checks = checked
+      ? new FileChecks({
+          filename,
+          declaredType: contentType,
+          ...(deps.allowedTypes ? { allowedTypes: deps.allowedTypes } : {}),
+          ...(expectedSha256 ? { expectedSha256 } : {}),
+          sha256: deps.sha256 === true,
+          progressEvery,
+          onProgress: (bytes) => emit({ type: 'file-progress', field, key, bytes }),
+        })
+      : undefined;
+    const body: Readable = checks ?? part.stream;
     fileBodies.add(body);
     // A truncated part must never be completed: destroying the body before its end makes
     // the sink fail and abort instead of finishing the object.
@@ -261,12 +267,12 @@ async function runPipeline(
       body.destroy(err);
     });
     // A check that fails (type, checksum) fails the whole request with its own code.
-    body.on('error', (err: unknown) => {
+    checks?.on('error', (err: unknown) => {
       if (err instanceof UploadError && (err.code === 'UNSUPPORTED_FILE_TYPE' || err.code === 'CHECKSUM_MISMATCH')) fail(err);
     });
-    const maxBytes = fileBytesBound(body);
+    let size = 0;
     try {
-      part.stream.pipe(body);
+      if (checks) part.stream.pipe(checks);
       const out = await sink.put({
         key,
         body,
@@ -275,36 +281,37 @@ async function runPipeline(
         metadata,
         signal,
         hardStop: hardStop.signal,
-        ...(maxBytes !== undefined ? { maxBytes } : {}),
+        ...(bound !== undefined ? { maxBytes: bound } : {}),
       });
+      size = checks ? checks.bytesSeen : out.bytesRead;
       const file: StoredFile = {
         field,
         filename,
         key,
-        size: body.bytesSeen,
+        size,
         contentType,
         etag: out.etag,
         bucket: sink.bucket,
-        sha256: body.sha256,
+        sha256: checks?.sha256 ?? '',
       };
       if (out.versionId) file.versionId = out.versionId;
       if (out.checksumCRC32) file.checksumCRC32 = out.checksumCRC32;
       if (omitted.length) file.metadataOmitted = omitted;
       // Recorded before it is verified: an object that landed is deleted if anything fails.
       stored[index] = file;
-      if (out.storedSize !== undefined && out.storedSize !== body.bytesSeen) {
+      if (out.storedSize !== undefined && out.storedSize !== size) {
         throw new UploadError(
           'STORAGE_FAILED',
-          `The object store holds ${out.storedSize} bytes for ${JSON.stringify(filename)}, ${body.bytesSeen} were sent`,
+          `The object store holds ${out.storedSize} bytes for ${JSON.stringify(filename)}, ${size} were sent`,
         );
       }
       emit({ type: 'file-stored', ...file });
       return file;
     } finally {
-      endedFileBytes += body.bytesSeen;
+      endedFileBytes += checks ? checks.bytesSeen : size;
       fileBodies.delete(body);
       // Whatever the sink did, the part must be consumed so busboy can finish.
-      part.stream.unpipe(body);
+      if (checks) part.stream.unpipe(checks);
       part.stream.resume();
     }
   }
@@ -314,11 +321,12 @@ async function runPipeline(
    * files so far (counted as they pass, so the bound errs on the large side), and the file
    * limit. Lets the sink take memory for a small file's own size. Undefined without a length.
    */
-  function fileBytesBound(self: FileChecks): number | undefined {
+  function fileBytesBound(): number | undefined {
     const length = Number(headerOf(req.headers, 'content-length'));
     if (!Number.isSafeInteger(length) || length < 0) return undefined;
     let others = endedFileBytes;
-    for (const b of fileBodies) if (b !== self) others += b.bytesSeen;
+    // A body passed through unchecked counts nothing until it ends: the bound errs large.
+    for (const b of fileBodies) if (b instanceof FileChecks) others += b.bytesSeen;
     return Math.max(0, Math.min(length - others, limits.maxFileBytes));
   }
 
@@ -337,6 +345,44 @@ async function runPipeline(
     });
     return rollback;
   }
+}
+
+/**
+ * Writes the body into the parser with backpressure, as `pipe` does, without a stream stage
+ * in between: `take` sees every chunk first and says how many of its bytes may pass; fewer
+ * than all writes those, stops, and calls `over`. Returns the function that stops feeding
+ * (the body is left paused, for the adapter to drain or close).
+ */
+function feed(body: Readable, parser: Writable, take: (chunk: Buffer) => number, over: () => void): () => void {
+  let stopped = false;
+  const onData = (chunk: Buffer): void => {
+    const n = take(chunk);
+    if (n < chunk.length) {
+      if (n > 0) parser.write(chunk.subarray(0, n));
+      stop();
+      return over();
+    }
+    if (!parser.write(chunk)) body.pause();
+  };
+  const onDrain = (): void => {
+    if (!stopped) body.resume();
+  };
+  const onEnd = (): void => {
+    stop();
+    parser.end();
+  };
+  function stop(): void {
+    if (stopped) return;
+    stopped = true;
+    body.off('data', onData);
+    body.off('end', onEnd);
+    parser.off('drain', onDrain);
+    body.pause();
+  }
+  body.on('data', onData);
+  body.on('end', onEnd);
+  parser.on('drain', onDrain);
+  return stop;
 }
 
 interface Rollback {

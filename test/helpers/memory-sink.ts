@@ -63,8 +63,8 @@ export class MemorySink implements ObjectSink {
       contentDisposition: input.contentDisposition,
       metadata: input.metadata,
     });
-    const storedSize = chunks.reduce((sum, c) => sum + c.length, 0) + (this.#options.misreportSizeBy ?? 0);
-    return { etag: `"etag-${n}"`, storedSize };
+    const bytesRead = chunks.reduce((sum, c) => sum + c.length, 0);
+    return { etag: `"etag-${n}"`, bytesRead, storedSize: bytesRead + (this.#options.misreportSizeBy ?? 0) };
   }
 
   async delete(key: string): Promise<void> {
