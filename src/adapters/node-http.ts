@@ -43,14 +43,23 @@ async function serve(app: App, req: IncomingMessage, res: ServerResponse, maxDra
       signal: controller.signal,
     });
     if (response.unreadBody === 'close' && !req.complete) res.setHeader('connection', 'close');
-    res.writeHead(response.status, response.headers);
-    // NDJSON lines must reach the client as they are written, not when a buffer fills.
-    if (response.headers['content-type'] === NDJSON_CONTENT_TYPE) res.flushHeaders();
-    for await (const chunk of response.body) {
-      if (res.destroyed) break;
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (response.headers['content-type'] === NDJSON_CONTENT_TYPE) {
+      res.writeHead(response.status, response.headers);
+      // NDJSON lines must reach the client as they are written, not when a buffer fills.
+      res.flushHeaders();
+      for await (const chunk of response.body) {
+        if (res.destroyed) break;
+        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      }
+      if (!res.destroyed) res.end();
+    } else {
+      // Any other answer is one small document: sent with its Content-Length, head and body
+      // in one write.
+      let text = '';
+      for await (const chunk of response.body) text += chunk;
+      res.writeHead(response.status, { ...response.headers, 'content-length': Buffer.byteLength(text) });
+      if (!res.destroyed) res.end(text);
     }
-    if (!res.destroyed) res.end();
     if (!req.complete && response.unreadBody === 'drain') drainRequest(req, maxDrainBytes);
   } finally {
     res.off('close', onClose);

@@ -172,9 +172,9 @@ export function createApp(options: AppOptions): App {
             const headers = { ...baseHeaders, ...retryAfterHeaders(error.code), connection: 'close' };
             return fixed(errorResponse(error, headers), 'close', () => finish(outcomeOf(error)));
           }
-          const tracked = lifecycle.begin();
+          const tracked = lifecycle.begin(req.signal);
           untrack = tracked.end;
-          req = { ...req, signal: AbortSignal.any([req.signal, tracked.signal]) };
+          req = { ...req, signal: tracked.signal };
         }
         switch (route.kind) {
           case 'health':

@@ -14,8 +14,11 @@ export interface Lifecycle {
   readonly draining: boolean;
   /** Requests taken and not yet answered to their end. */
   readonly inFlight: number;
-  /** Tracks one request; `signal` fires on `abortAll()`, `end()` must be called exactly once. */
-  begin(): { signal: AbortSignal; end(): void };
+  /**
+   * Tracks one request; `signal` fires on `abortAll()` and when `parent` (the request's own
+   * signal) does, with its reason. `end()` must be called exactly once.
+   */
+  begin(parent?: AbortSignal): { signal: AbortSignal; end(): void };
   startDraining(): void;
   /** Resolves once no request is in flight (at once when none is). */
   idle(): Promise<void>;
@@ -42,15 +45,20 @@ export function createLifecycle(): Lifecycle {
     get inFlight() {
       return active.size;
     },
-    begin() {
+    begin(parent) {
       const controller = new AbortController();
       active.add(controller);
+      // One listener instead of AbortSignal.any(): no weak references per request.
+      const follow = (): void => controller.abort(parent!.reason);
+      if (parent?.aborted) follow();
+      else parent?.addEventListener('abort', follow, { once: true });
       let ended = false;
       return {
         signal: controller.signal,
         end() {
           if (ended) return;
           ended = true;
+          parent?.removeEventListener('abort', follow);
           active.delete(controller);
           settle();
         },
