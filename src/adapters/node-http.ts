@@ -68,8 +68,13 @@ async function serve(app: App, req: IncomingMessage, res: ServerResponse, maxDra
 
 /** Header names are lowercase already; a repeated header is joined as HTTP allows. */
 function flatHeaders(req: IncomingMessage): Record<string, string | undefined> {
+  const headers = req.headers;
+  // node:http joins repeated headers itself, all but a few (set-cookie): copy only then.
+  let flat = true;
+  for (const name in headers) if (Array.isArray(headers[name])) flat = false;
+  if (flat) return headers as Record<string, string | undefined>;
   const out: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(req.headers)) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  for (const [name, value] of Object.entries(headers)) out[name] = Array.isArray(value) ? value.join(', ') : value;
   return out;
 }
 

@@ -31,6 +31,9 @@ export function metadataKey(name: string): string {
 
 /** Percent-encodes a value, cut at a code-point boundary so it never exceeds `maxBytes`. */
 export function encodeMetadataValue(value: string, maxBytes = Infinity): string {
+  // The whole value encodes as its code points do one by one: cut only when it does not fit.
+  const whole = encodeURIComponent(value);
+  if (whole.length <= maxBytes) return whole;
   let out = '';
   for (const ch of value) {
     const enc = encodeURIComponent(ch);

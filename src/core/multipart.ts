@@ -32,16 +32,6 @@ function headerValue(headers: IncomingHeaders, name: string): string | undefined
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Lowercases header names so adapters may pass headers as they come (Lambda keeps case). */
-export function normalizeHeaders(headers: IncomingHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
-}
-
 /**
  * Creates a busboy multipart parser, or throws UNSUPPORTED_MEDIA_TYPE. busboy itself would
  * also take `application/x-www-form-urlencoded`; this service only takes multipart.
@@ -56,7 +46,8 @@ export function createMultipartParser(headers: IncomingHeaders, limits: ParseLim
   }
   try {
     return busboy({
-      headers: { ...normalizeHeaders(headers), 'content-type': contentType! },
+      // The only header busboy reads.
+      headers: { 'content-type': contentType! },
       // RFC 7578 section 4.2: names are UTF-8 unless said otherwise; `filename*` (RFC 5987)
       // is decoded by busboy with its declared charset.
       defParamCharset: 'utf8',
