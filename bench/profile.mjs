@@ -190,6 +190,12 @@ const top = [...fnSelf]
   .sort((a, b) => b[1] - a[1])
   .slice(0, 25)
   .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pct: pct(us) }));
+// Self time of the service's own functions: where its code (not what it calls) spends.
+const srcSelf = [...fnSelf]
+  .filter(([fn]) => / src\//.test(fn))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 25)
+  .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pct: pct(us) }));
 const categories = [...catSelf]
   .sort((a, b) => b[1] - a[1])
   .map(([category, us]) => ({ category, ms: Math.round(us / 1000), pct: pct(us) }));
@@ -198,6 +204,8 @@ const result = {
   date: new Date().toISOString(),
   variant,
   label,
+  windowUs: [windowStartUs, windowEndUs],
+  srcSelf,
   src,
   env,
   nodeArgs,
