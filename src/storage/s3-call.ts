@@ -66,10 +66,10 @@ export function prepareClient(client: S3Client): void {
   if (prepared.has(client)) return;
   prepared.add(client);
   const stack = client.middlewareStack as unknown as Stack;
-  stack.add(
-    (next) => (args) => (args.input?.[CALL]?.unsignedPayload ? unsignedPayload(next)(args) : next(args)),
-    { step: 'build', name: 'callUnsignedPayload' },
-  );
+  stack.add((next) => (args) => (args.input?.[CALL]?.unsignedPayload ? unsignedPayload(next)(args) : next(args)), {
+    step: 'build',
+    name: 'callUnsignedPayload',
+  });
   // After signing and the retry loop: `request` is what the handler is given, per attempt.
   stack.add(
     (next) => (args) => {

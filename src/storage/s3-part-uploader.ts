@@ -360,11 +360,10 @@ class FileUpload {
       }),
       { signal: this.#hardStop.signal },
       (c, o) => client.send(c, o),
-    )
-      .then((out) => {
-        if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return out.UploadId;
-      }));
+    ).then((out) => {
+      if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+      return out.UploadId;
+    }));
   }
 
   /** A file of at most one part: one PutObject whose answer confirms the bytes. */
