@@ -4,9 +4,10 @@
 // to the naive pipeline (busboy -> lib-storage Upload) built the same way, so a cut shows in
 // the layer it belongs to without the noise of sockets, a load client and a second server.
 //
-//   npx tsx bench/small-layers.ts [--only=sdk,naive,...] [--n=3000] [--rounds=5] [--delay-ms=2]
+//   npm run bench:layers [-- --only=sdk,naive,...] [--n=3000] [--rounds=5] [--delay-ms=2]
 //
-// Writes bench/results/small-layers.{json,md}. Runs on the sources (tsx), not on a bundle.
+// Writes bench/results/small-layers.{json,md}. Runs on the sources (Node 24 strips the types),
+// not on a bundle.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
