@@ -60,9 +60,9 @@ export async function* renderUpload(
   mode: ResponseMode,
   observe: (event: UploadEvent) => void = () => {},
 ): AsyncGenerator<ResponsePiece> {
-  const events = observed(source, observe);
   if (mode === 'json') {
-    for await (const event of events) {
+    for await (const event of source) {
+      observe(event);
       if (event.type === 'done') {
         const { files, fields } = event;
         const res = jsonResponse(201, { files, fields });
@@ -80,7 +80,8 @@ export async function* renderUpload(
     return;
   }
   let started = false;
-  for await (const event of events) {
+  for await (const event of source) {
+    observe(event);
     if (!started) {
       started = true;
       if (event.type === 'error') {
@@ -98,12 +99,5 @@ export async function* renderUpload(
       };
     }
     yield { chunk: JSON.stringify(event) + '\n' };
-  }
-}
-
-async function* observed<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
-  for await (const item of source) {
-    see(item);
-    yield item;
   }
 }
