@@ -7,11 +7,12 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { sendS3 } from '../../src/storage/s3-call.ts';
 import { createS3Client } from '../../src/storage/s3-client.ts';
+import { createTestBucket, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, radosgwClient, uniqueBucketName } from '../helpers/radosgw.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 
@@ -49,8 +50,7 @@ function serviceClient(): S3Client {
   return createS3Client(config.s3, { credentials });
 }
 
-const put = (key: string) =>
-  new PutObjectCommand({ Bucket: 'bench', Key: key, Body: Buffer.from('hello'), ContentLength: 5 });
+const put = (key: string) => new PutObjectCommand({ Bucket: 'bench', Key: key, Body: Buffer.from('hello'), ContentLength: 5 });
 
 describe.each([
   { name: 'the service client (settings on the input)', make: serviceClient },
@@ -103,4 +103,31 @@ it('the service client resolves a command’s middleware once, signals or not', 
   await client.send(put('o'), { abortSignal: new AbortController().signal });
   expect(resolved).toBe(2);
   client.destroy();
+});
+
+const radosgw = inject('radosgwEndpoint');
+
+describe.skipIf(!radosgw)('on radosgw, which checks signatures', () => {
+  it('accepts the service client’s UNSIGNED-PAYLOAD and signed calls, and stores the bytes', async () => {
+    const admin = radosgwClient(radosgw);
+    const bucket = await createTestBucket(admin, uniqueBucketName('s3call'));
+    const config = loadConfig({ S3_ENDPOINT: radosgw, UPLOAD_BUCKET: bucket, AWS_REGION: 'us-east-1' });
+    const client = createS3Client(config.s3, {
+      credentials: { accessKeyId: RADOSGW_ACCESS_KEY, secretAccessKey: RADOSGW_SECRET_KEY },
+    });
+    for (const unsignedPayload of [true, false]) {
+      const key = `k-${unsignedPayload ? 'u' : 's'}`;
+      const body = Buffer.from(`bytes ${key}`);
+      await sendS3(
+        client,
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }),
+        { unsignedPayload, signal: new AbortController().signal },
+        (c, o) => client.send(c, o),
+      );
+      const got = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(body);
+    }
+    client.destroy();
+    admin.destroy();
+  });
 });
