@@ -290,9 +290,15 @@ class FileUpload {
     this.#fill = bigger;
   }
 
-  /** Size of the next part's buffer: a full part, or what is left of the file's bound. */
+  /**
+   * Size of the next part's buffer: a full part, or what is left of the file's bound when the
+   * file is still under one part. A multipart file's last part takes a full part too: that
+   * buffer is one the pool keeps for reuse, where a buffer of the remainder's size would be a
+   * new allocation at the end of every large upload (the C heap keeps such odd sizes resident).
+   */
   #nextPartBytes(): number {
     const { partBytes } = this.#ctx;
+    if (this.#partNumber > 0) return partBytes;
     const left = (this.#input.maxBytes ?? Infinity) - this.#sentBytes;
     return left >= 1 && left < partBytes ? left : partBytes;
   }

@@ -227,6 +227,26 @@ describe('memory: one byte budget for all files', () => {
     client.destroy();
   });
 
+  it("a multipart file's last part reuses a kept full-part buffer, not a new one of its remainder's size", async () => {
+    const pool = budgetPool(4);
+    // queueSize 1: one part in flight and one being filled, so two buffers serve the file.
+    const { client, sink } = harness(s3.endpoint, { pool, queueSize: 1 });
+    const sizes: number[] = [];
+    const acquire = pool.acquire.bind(pool);
+    pool.acquire = async (bytes, signal, options) => {
+      sizes.push(bytes);
+      return acquire(bytes, signal, options);
+    };
+    // The bound is exact (as a Content-Length gives it): 3 parts and a 1 MiB remainder.
+    const size = 3 * PART + MiB;
+    await sink.put(putInput('last/a.bin', Readable.from(generatedBytes(size, 601, CHUNK)), undefined, { maxBytes: size }));
+    expect(await objectSha256(client, s3.bucket, 'last/a.bin')).toEqual({ sha256: expectedSha256(size, 601), size });
+    expect(sizes).toEqual([PART, PART, PART, PART]);
+    expect(pool.allocated).toBe(2);
+    expect(pool.inUse).toBe(0);
+    client.destroy();
+  });
+
   it('a file larger than its bound says still stores byte-exact (its buffer grows)', async () => {
     const { client, sink } = harness(s3.endpoint, { pool: budgetPool(3) });
     const size = PART + 77_777;
