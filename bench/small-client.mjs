@@ -9,8 +9,13 @@
 // Prints one JSON line: { requests, ok, seconds, reqPerS, p50Ms, p99Ms, statuses, cpuSeconds, error? }.
 import { randomFillSync } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-const { url, clients = 1, size, durationMs = 3000, timeoutMs = 30_000 } = JSON.parse(process.argv[2] ?? '{}');
+// `rate` (optional): requests per second across all clients at most; each client then starts a
+// request no sooner than clients / rate seconds after its previous one (a load at a fixed rate,
+// to compare servers' memory at the same throughput).
+const { url, clients = 1, size, durationMs = 3000, timeoutMs = 30_000, rate } = JSON.parse(process.argv[2] ?? '{}');
+const intervalMs = rate > 0 ? (clients / rate) * 1000 : 0;
 const BOUNDARY = '----s3su-small-bench-Qm9vRmVlZEJlbmNo';
 const block = randomFillSync(Buffer.allocUnsafe(size));
 
@@ -60,7 +65,16 @@ await Promise.all(
     // One connection per client, reused (keep-alive), as a calling service's HTTP client does.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const payload = body(i);
-    while (performance.now() < end) results.push(await postOne(agent, payload));
+    // Spread the clients' first requests over one interval, so a fixed rate is not sent in bursts.
+    let next = performance.now() + (intervalMs * i) / clients;
+    while (performance.now() < end) {
+      if (intervalMs) {
+        const wait = next - performance.now();
+        if (wait > 0) await sleep(wait);
+        next = Math.max(next + intervalMs, performance.now());
+      }
+      results.push(await postOne(agent, payload));
+    }
     agent.destroy();
   }),
 );
