@@ -7,7 +7,7 @@
 // unsigned payload and CRC32 per part as over TLS). Writes bench/results/steady-rss.{json,md}.
 //
 //   node bench/steady-rss.mjs [--src=HEAD] [--rounds=2] [--only=raw,busboy,naive,service,service-nogc] [--name=x]
-// (--name=x: writes steady-rss-x.{json,md})
+//     [--sizes=64MiB,1GiB,4GiB]   (--name=x: writes steady-rss-x.{json,md}; --sizes: the uploads, in MiB or GiB)
 import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,7 +21,14 @@ const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc'];
 const names = arg('only', DEFAULT_VARIANTS.join(',')).split(',');
 const suffix = arg('name', undefined) ? `-${arg('name', undefined)}` : '';
 for (const n of names) variantEnv(n, { discard: true }); // throws on an unknown name
-const SIZES = [64 * MiB, GiB, 4 * GiB];
+const SIZES = arg('sizes', '64MiB,1GiB,4GiB')
+  .split(',')
+  .map((t) => {
+    const m = /^(\d+)(MiB|GiB)$/.exec(t);
+    if (!m) throw new Error(`--sizes: expected e.g. 64MiB,1GiB,3GiB; got ${JSON.stringify(t)}`);
+    return Number(m[1]) * (m[2] === 'GiB' ? GiB : MiB);
+  });
+const label = (size) => (size >= GiB ? `${size / GiB} GiB` : `${size / MiB} MiB`);
 const { bundles, src } = await buildBundles([...new Set(names.map((n) => VARIANTS[n].bundle))], arg('src', undefined));
 
 const s3 = await startDiscardS3();
@@ -69,7 +76,8 @@ const rows = names.map((name) => {
   return {
     variant: name,
     peakMiB: Object.fromEntries(SIZES.map((s, i) => [`${s / MiB}MiB`, m[i] === undefined ? undefined : +m[i].toFixed(1)])),
-    growth4GiBvs64MiB: m[0] !== undefined && m[2] !== undefined ? +(m[2] - m[0]).toFixed(1) : undefined,
+    // The largest upload's peak less the smallest's: does memory grow with the file?
+    growthMiB: m[0] !== undefined && m.at(-1) !== undefined ? +(m.at(-1) - m[0]).toFixed(1) : undefined,
   };
 });
 await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
@@ -81,13 +89,8 @@ const md =
   `# Peak RSS per upload at steady state (after a 1 GiB warm-up; peak reset before each upload)\n\n` +
   `\`node bench/steady-rss.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`, src ${src.commit}, median of ${rounds} rounds, discard S3. ` +
   `${SERVICE_NOTE}\n\n` +
-  `| variant | 64 MiB | 1 GiB | 4 GiB | 4 GiB - 64 MiB |\n|---|---:|---:|---:|---:|\n` +
-  rows
-    .map(
-      (r) =>
-        `| ${r.variant} | ${r.peakMiB['64MiB']} | ${r.peakMiB['1024MiB']} | ${r.peakMiB['4096MiB']} | ${r.growth4GiBvs64MiB} |`,
-    )
-    .join('\n') +
+  `| variant | ${SIZES.map(label).join(' | ')} | ${label(SIZES.at(-1))} - ${label(SIZES[0])} |\n|---|${SIZES.map(() => '---:|').join('')}---:|\n` +
+  rows.map((r) => `| ${r.variant} | ${SIZES.map((s) => r.peakMiB[`${s / MiB}MiB`]).join(' | ')} | ${r.growthMiB} |`).join('\n') +
   '\n';
 await writeFile(path.join(ROOT, `bench/results/steady-rss${suffix}.md`), md);
 console.log(`\n${md}`);
