@@ -1,15 +1,18 @@
-// Where a server's peak RSS goes under load: samples the server's /proc status (RSS, anonymous
-// and file-backed) and, for the service, its /metrics heap spaces and external memory every
-// `--every-ms`, during the small-file load (64 KiB x 64 clients by default) or one large-file
-// load (`--count=10 --size=1GiB`). Prints the idle sample, the sample at the peak RSS and the
-// maximum of each figure; writes bench/results/rss-breakdown[-name].json.
+// Where a server's peak RSS goes under load: every `--every-ms` it samples the server's /proc
+// status (RSS, anonymous, file-backed), its /proc smaps (glibc's heap, V8's pages, the other
+// anonymous mappings) and, for the service, its /metrics (V8 heap spaces, external memory, the
+// upload memory budget in use), during the small-file load (64 KiB x 64 keep-alive clients by
+// default, S3 10 ms away) or one large-file load (`--count=10 --size=1GiB`, S3 without delay).
+// Prints the idle sample, the sample at the peak RSS, the maximum of each figure and the sample
+// after the load, and the server's CPU; writes bench/results/rss-breakdown[-name].json.
 //
 //   node bench/rss-breakdown.mjs --variant=service [--clients=64 --size=64KiB --duration-ms=4000]
 //   node bench/rss-breakdown.mjs --variant=service --count=10 --size=1GiB
-//   node bench/rss-breakdown.mjs --variant=raw --rate=600   the same 64 clients, at most 600 requests/s in all
+//   node bench/rss-breakdown.mjs --variant=proxy --rate=500   the same 64 clients, at most 500 requests/s in all
 //   options: --env=K=V,K=V (added to the variant's environment) --node-args="--flag ..." --src=REV --name=x
 //
-// The scrapes cost the server some CPU (a few ms each): read the memory figures, not req/s.
+// The scrapes cost the server a few ms of CPU each, counted in its CPU figure: read the memory
+// figures, not req/s.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -38,6 +41,7 @@ const name = cliArg('name', undefined);
 if (!Number.isFinite(size) || size <= 0) throw new Error(`--size: expected e.g. 64KiB, 1MiB, 1GiB; got ${sizeArg}`);
 
 const v = VARIANTS[variant];
+if (!v) throw new Error(`--variant: unknown ${JSON.stringify(variant)} (known: ${Object.keys(VARIANTS).join(', ')})`);
 const { bundles, src } = await buildBundles([v.bundle], cliArg('src', undefined));
 const discard = await startDiscardS3([`--delay-ms=${count ? 0 : delayMs}`]);
 const server = await startServer(
