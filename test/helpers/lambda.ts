@@ -8,6 +8,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { buildFunction } from '../../scripts/build.mjs';
 import {
   startLambdaRuntime,
@@ -67,3 +68,9 @@ export async function closeFunctions(): Promise<void> {
   await Promise.all([...started].map((fn) => fn.close()));
   started.clear();
 }
+
+// A safety net for a test file that forgets closeFunctions(): its sandboxes sit frozen
+// (SIGSTOP) between invocations, and the 'exit' handler meant to kill them did not run when
+// vitest ended the worker: two of them outlived every `npm test`. Registered in every test
+// file that imports this helper.
+afterAll(closeFunctions);

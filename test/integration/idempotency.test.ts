@@ -20,7 +20,7 @@ import { startServer, type RunningServer } from '../../src/server.ts';
 import { createS3IdempotencyStore, probeConditionalWrites } from '../../src/storage/s3-idempotency.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { post } from '../helpers/http.ts';
-import { invoke, loadFunction } from '../helpers/lambda.ts';
+import { closeFunctions, invoke, loadFunction } from '../helpers/lambda.ts';
 import { MemoryIdempotencyStore } from '../helpers/memory-idempotency-store.ts';
 import { buildMultipart, CONTENT_TYPE, sha256 } from '../helpers/multipart.ts';
 import { createTestBucket, radosgwClient, RADOSGW_ACCESS_KEY, RADOSGW_SECRET_KEY, uniqueBucketName } from '../helpers/radosgw.ts';
@@ -296,6 +296,8 @@ describe('Lambda bundle on s3rver: the first answer lost, the retry gets it', ()
   afterAll(async () => {
     await proxy?.close();
     await new Promise((resolve) => front?.close(resolve));
+    // The sandboxes are frozen (SIGSTOP) between invocations: left open, they outlive the suite.
+    await closeFunctions();
   });
 
   it('leaves exactly one object per file and answers the retry with the first answer', async () => {
