@@ -70,7 +70,7 @@ export async function closeFunctions(): Promise<void> {
 }
 
 // A safety net for a test file that forgets closeFunctions(): its sandboxes sit frozen
-// (SIGSTOP) between invocations, and the 'exit' handler meant to kill them did not run when
-// vitest ended the worker: two of them outlived every `npm test`. Registered in every test
-// file that imports this helper.
+// (SIGSTOP) between invocations, and the 'exit' handler meant to kill them does not run when
+// vitest ends the worker, so they outlived `npm test`. Registered in every test file that
+// imports this helper.
 afterAll(closeFunctions);
