@@ -14,7 +14,7 @@ import { cp, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { SERVER_BUILD_OPTIONS } from '../scripts/build.mjs';
+import { SERVER_BUILD_OPTIONS, oneByteSource } from '../scripts/build.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BUNDLE_DIR = path.join(ROOT, 'bench/results/tmp');
@@ -93,6 +93,7 @@ export async function buildBundles(variants = Object.keys(ENTRIES), srcRev) {
         // The snapshot lives under bench/results/tmp/: packages still resolve from <root>/node_modules.
         nodePaths: [path.join(ROOT, 'node_modules')],
       });
+      await oneByteSource(outfile);
       bundles[v] = outfile;
     }),
   );

@@ -1,5 +1,6 @@
 export declare const SERVER_BUNDLE: string;
-export declare function buildServer(): Promise<string>;
+export declare function buildServer(outfile?: string): Promise<string>;
+export declare function oneByteSource(outfile: string): Promise<void>;
 export declare const FUNCTION_BUNDLE: string;
 export declare function buildFunction(outfile?: string): Promise<string>;
 export declare const CLI_BUNDLE: string;

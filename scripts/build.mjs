@@ -24,13 +24,28 @@ export const SERVER_BUILD_OPTIONS = {
   logLevel: 'warning',
 };
 
-export async function buildServer() {
+/**
+ * Rewrites `outfile` so that V8 can hold its source as a one-byte string. V8 keeps a module's
+ * source in its heap for as long as the process runs, and one character beyond Latin-1 makes
+ * it store the whole text as UTF-16, twice the bytes; the old-generation limit then grows by
+ * twice that again. esbuild escapes every such character in code (`charset` is ASCII by
+ * default) but copies comments as they are, and one dependency's doc comment draws boxes.
+ * Each UTF-16 unit becomes one `?`, so every line and column of the source map still holds.
+ */
+export async function oneByteSource(outfile) {
+  const text = await readFile(outfile, 'utf8');
+  if (!/[^\x00-\xff]/.test(text)) return;
+  await writeFile(outfile, text.replace(/[^\x00-\xff]/g, '?'));
+}
+
+export async function buildServer(outfile = SERVER_BUNDLE) {
   await build({
     ...SERVER_BUILD_OPTIONS,
     entryPoints: [fileURLToPath(new URL('../src/server.ts', import.meta.url))],
-    outfile: SERVER_BUNDLE,
+    outfile,
   });
-  return SERVER_BUNDLE;
+  await oneByteSource(outfile);
+  return outfile;
 }
 
 export const FUNCTION_BUNDLE = fileURLToPath(new URL('../dist/upload-function.mjs', import.meta.url));
