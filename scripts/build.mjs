@@ -34,8 +34,8 @@ export const SERVER_BUILD_OPTIONS = {
  */
 export async function oneByteSource(outfile) {
   const text = await readFile(outfile, 'utf8');
-  if (!/[^\x00-\xff]/.test(text)) return;
-  await writeFile(outfile, text.replace(/[^\x00-\xff]/g, '?'));
+  if (!/[\u0100-\uffff]/.test(text)) return;
+  await writeFile(outfile, text.replace(/[\u0100-\uffff]/g, '?'));
 }
 
 export async function buildServer(outfile = SERVER_BUNDLE) {
