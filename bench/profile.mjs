@@ -135,9 +135,9 @@ const CATEGORIES = [
   ['service code (src/, bench/)', (f) => /^(src|bench)\//.test(f.url)],
   ['(program: native, not attributed)', (f) => f.functionName === '(program)'],
 ];
-/** Who asked for a hash: the SDK's signer, the core's per-file SHA-256, or a checksum. */
+/** Who asked for a hash: the SDK's signer, the core's per-file SHA-256, or a checksum (node:zlib's crc32 itself). */
 function hashCaller(id) {
-  for (let cur = parent.get(id), depth = 0; cur !== undefined && depth < 30; cur = parent.get(cur), depth++) {
+  for (let cur = id, depth = 0; cur !== undefined && depth < 30; cur = parent.get(cur), depth++) {
     const { url, functionName } = byId.get(cur).callFrame;
     if (/signature-v4/.test(url) || /^(getPayloadHash|signRequest)$/.test(functionName))
       return 'hashing: SHA-256 payload signing (SDK signer)';

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import busboy from 'busboy';
@@ -22,7 +23,7 @@ import { uploadFiles } from '../src/core/upload-files.ts';
 import { createLogger } from '../src/logger.ts';
 import { createS3Client } from '../src/storage/s3-client.ts';
 import { sendS3 } from '../src/storage/s3-call.ts';
-import { crc32Base64 } from '../src/storage/s3-requests.ts';
+import { crc32ToBase64 } from '../src/storage/s3-requests.ts';
 import { createS3UploadDeps, createServiceApp } from '../src/wiring.ts';
 
 const arg = (name: string, def: string): string =>
@@ -99,7 +100,7 @@ const CASES: Record<string, { label: string; run: () => Promise<unknown> }> = {
           Key: `l/${randomUUID()}`,
           Body: file,
           ContentLength: file.length,
-          ChecksumCRC32: crc32Base64(file),
+          ChecksumCRC32: crc32ToBase64(crc32(file)),
         }),
         { signal: new AbortController().signal, unsignedPayload: true },
         (c, o) => client.send(c, o),

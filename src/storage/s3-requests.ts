@@ -3,12 +3,11 @@
  * confirm what it stored. (UNSIGNED-PAYLOAD over TLS: s3-call.ts.)
  */
 import { createHash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 
-/** CRC32 as S3 writes it (`x-amz-checksum-crc32`): base64 of the 4 big-endian bytes. */
-export function crc32Base64(data: Uint8Array): string {
+/** A CRC32 value as S3 writes it (`x-amz-checksum-crc32`): base64 of the 4 big-endian bytes. */
+export function crc32ToBase64(value: number): string {
   const out = Buffer.allocUnsafe(4);
-  out.writeUInt32BE(crc32(data) >>> 0, 0);
+  out.writeUInt32BE(value >>> 0, 0);
   return out.toString('base64');
 }
 
