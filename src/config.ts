@@ -88,8 +88,9 @@ export interface Config {
     readonly maxWaiting: number;
     /**
      * `UPLOAD_GC_EVERY_BYTES`: run a minor (young-generation) GC each time this many body
-     * bytes have been received, so that dead socket-read buffers are freed at once instead of
-     * piling up (src/gc-pacer.ts). Default 4 MiB; `0` leaves GC timing to V8.
+     * bytes have been received without a GC of V8's own, so that dead socket-read buffers are
+     * freed at once instead of piling up (src/gc-pacer.ts). Default 4 MiB; `0` leaves GC
+     * timing to V8.
      */
     readonly gcEveryBytes: number;
   };
