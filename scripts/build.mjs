@@ -25,12 +25,12 @@ export const SERVER_BUILD_OPTIONS = {
 };
 
 /**
- * Rewrites `outfile` so that V8 can hold its source as a one-byte string. V8 keeps a module's
- * source in its heap for as long as the process runs, and one character beyond Latin-1 makes
- * it store the whole text as UTF-16, twice the bytes; the old-generation limit then grows by
- * twice that again. esbuild escapes every such character in code (`charset` is ASCII by
- * default) but copies comments as they are, and one dependency's doc comment draws boxes.
- * Each UTF-16 unit becomes one `?`, so every line and column of the source map still holds.
+ * Rewrites `outfile` so that its source can be held as a one-byte string. A process keeps each
+ * module's source for as long as it runs (Node holds a large one outside V8's heap), and one
+ * character beyond Latin-1 makes the whole text UTF-16, twice the bytes. esbuild escapes every
+ * such character in code (`charset` is ASCII by default) but copies comments as they are, and
+ * one dependency's doc comment draws boxes. Each UTF-16 unit becomes one `?`, so every line
+ * and column of the source map still holds.
  */
 export async function oneByteSource(outfile) {
   const text = await readFile(outfile, 'utf8');
