@@ -217,16 +217,18 @@ export function parseMultipart(headers: IncomingHeaders, limits: ParseLimits, on
     });
   });
 
-  const finished = new Promise<void>((resolve) => {
-    parser.on('error', (err: unknown) => {
-      on.fail(malformedMultipart(err));
-      resolve();
-    });
-    parser.on('close', () => {
-      // One delimiter closes the body; every other one opened a part busboy should have reported.
-      if (!on.failed() && partsSeen < delimiters.count - 1) on.fail(skippedPart());
-      resolve();
-    });
+  // No closure here refers to `parser`: they outlive the parse (a file stream's listeners),
+  // and one that did would keep the whole parser alive until its upload ends.
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
+  parser.on('error', (err: unknown) => {
+    on.fail(malformedMultipart(err));
+    resolveFinished();
+  });
+  parser.on('close', () => {
+    // One delimiter closes the body; every other one opened a part busboy should have reported.
+    if (!on.failed() && partsSeen < delimiters.count - 1) on.fail(skippedPart());
+    resolveFinished();
   });
   return { parser, count: (chunk) => delimiters.feed(chunk), finished };
 }

@@ -14,7 +14,14 @@ import { EventChannel } from './event-channel.ts';
 import { FileChecks, parseSha256 } from './file-checks.ts';
 import { buildKey, newObjectId, sanitizeFilename } from './keys.ts';
 import { buildFileMetadata, contentDisposition } from './metadata.ts';
-import { parseMultipart, payloadTooLarge, type IncomingHeaders, type MultipartFile, type ParseLimits } from './multipart.ts';
+import {
+  parseMultipart,
+  payloadTooLarge,
+  type IncomingHeaders,
+  type MultipartFile,
+  type MultipartParse,
+  type ParseLimits,
+} from './multipart.ts';
 import type { ObjectSink } from './sink.ts';
 import type { CoreLogger } from './logger.ts';
 
@@ -155,7 +162,7 @@ async function runPipeline(
   let pendingSha256: string | undefined;
 
   try {
-    const multipart = parseMultipart(req.headers, limits, {
+    let multipart: MultipartParse | undefined = parseMultipart(req.headers, limits, {
       failed: () => failure !== undefined,
       fail,
       field(name, value) {
@@ -178,17 +185,17 @@ async function runPipeline(
       },
     });
     if (failure) throw failure;
-    const { parser } = multipart;
+    const countParts = multipart.count;
 
     // Counts the raw body against maxTotalBytes before busboy sees a byte.
-    const stopFeeding = feed(
+    let stopFeeding: (() => void) | undefined = feed(
       req.body,
-      parser,
+      multipart.parser,
       (chunk) => {
         const room = limits.maxTotalBytes - totalBytes;
         totalBytes += chunk.length;
         onBodyBytes?.(chunk.length);
-        if (totalBytes <= limits.maxTotalBytes) multipart.count(chunk);
+        if (totalBytes <= limits.maxTotalBytes) countParts(chunk);
         return Math.min(chunk.length, room);
       },
       // Parsed up to the limit first: the outcome does not depend on chunk sizes.
@@ -200,12 +207,16 @@ async function runPipeline(
 
     try {
       await Promise.race([multipart.finished, failed]);
+      // The body is parsed: let go of the parser and its feed, which the uploads still in
+      // flight would otherwise keep alive (and every scavenge copy) until they end.
+      stopFeeding();
+      stopFeeding = multipart = undefined;
       await Promise.race([Promise.all(inFlight), failed]);
       if (!failure && stored.length === 0) fail(new UploadError('NO_FILES', 'The request contains no file part'));
     } finally {
       // Stop reading the body whatever happened; the adapter decides what to do with the
       // rest of it (drain or close the connection). The body itself is never destroyed here.
-      stopFeeding();
+      stopFeeding?.();
       if (failure) for (const body of fileBodies) body.destroy(failure);
     }
     // Every upload has settled (stored, or aborted and awaited) before we answer.
