@@ -5,14 +5,22 @@
 // the layer it belongs to without the noise of sockets, a load client and a second server.
 //
 //   npm run bench:layers [-- --only=sdk,naive,...] [--n=3000] [--rounds=5] [--delay-ms=2]
+//   npm run bench:layers -- --retained [--rounds=3]
 //
-// Writes bench/results/small-layers.{json,md}. Runs on the sources (Node 24 strips the types),
-// not on a bundle.
+// --retained measures memory instead of CPU: the JS heap that one request in flight keeps
+// alive, per layer (64 requests started while the discard S3 holds its answers 1.5 s; heap
+// used after a full GC, less the same before they started). What a request keeps alive is
+// what each scavenge copies and, once it outlives two, promotes to the old space.
+//
+// Writes bench/results/small-layers.{json,md} (--retained: small-layers-retained.{json,md}).
+// Runs on the sources (Node 24 strips the types), not on a bundle.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -28,14 +36,19 @@ import { createS3UploadDeps, createServiceApp } from '../src/wiring.ts';
 
 const arg = (name: string, def: string): string =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const RETAINED = process.argv.includes('--retained');
 const N = Number(arg('n', '3000'));
 const ROUNDS = Number(arg('rounds', '5'));
 const CONCURRENCY = 16;
 const ROOT = path.resolve(import.meta.dirname, '..');
 
-const s3 = spawn(process.execPath, [path.join(ROOT, 'bench/discard-s3.mjs'), `--delay-ms=${arg('delay-ms', '2')}`], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const s3 = spawn(
+  process.execPath,
+  [path.join(ROOT, 'bench/discard-s3.mjs'), `--delay-ms=${arg('delay-ms', RETAINED ? '1500' : '2')}`],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 const port = await new Promise<number>((resolve) =>
   s3.stdout.on('data', (d: Buffer) => {
     const m = /"port":(\d+)/.exec(String(d));
@@ -167,6 +180,22 @@ const CASES: Record<string, { label: string; run: () => Promise<unknown> }> = {
   },
 };
 
+/** KiB of JS heap each of `k` requests in flight keeps alive (after a full GC, less before). */
+async function retainedPerRequest(run: () => Promise<unknown>, k: number, gc: () => void): Promise<number> {
+  await Promise.all(Array.from({ length: k }, run)); // warm-up: every lazy init done
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const all = Promise.all(Array.from({ length: k }, run));
+  // All k are parsed and waiting on the S3 by then (it answers after 1.5 s).
+  await new Promise((r) => setTimeout(r, 400));
+  gc();
+  gc();
+  const during = process.memoryUsage().heapUsed;
+  await all;
+  return (during - before) / k / 1024;
+}
+
 async function cpuPerFile(run: () => Promise<unknown>, n: number): Promise<number> {
   let started = 0;
   const c0 = process.cpuUsage();
@@ -181,6 +210,29 @@ async function cpuPerFile(run: () => Promise<unknown>, n: number): Promise<numbe
 
 const names = arg('only', Object.keys(CASES).join(',')).split(',');
 const runs: Record<string, number[]> = {};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+if (RETAINED) {
+  // gc(), enabled at run time as src/gc-pacer.ts does.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const K = 64;
+  for (let round = 0; round < Number(arg('rounds', '3')); round++)
+    for (const name of round % 2 ? [...names].reverse() : names)
+      (runs[name] ??= []).push(await retainedPerRequest(CASES[name]!.run, K, gc));
+  s3.kill();
+  let md = `# JS heap one small request in flight keeps alive, by layer (one process)\n\n${K} requests of one 64 KiB file each in flight at once, the discard S3 holding its answers; heap used after a full GC, less the same before. \`npm run bench:layers -- --retained\`, ${new Date().toISOString()}, Node ${process.version}.\n\n| case | what | KiB per request in flight, median (min–max) |\n|---|---|---:|\n`;
+  for (const name of names) {
+    const xs = runs[name]!;
+    md += `| ${name} | ${CASES[name]!.label} | ${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}) |\n`;
+  }
+  console.log(md);
+  await writeFile(path.join(ROOT, 'bench/results/small-layers-retained.md'), md);
+  await writeFile(
+    path.join(ROOT, 'bench/results/small-layers-retained.json'),
+    JSON.stringify({ date: new Date().toISOString(), inFlight: K, runs }, null, 2) + '\n',
+  );
+  process.exit(0);
+}
 for (const name of names) await cpuPerFile(CASES[name]!.run, 300); // warm-up
 for (let round = 0; round < ROUNDS; round++) {
   // Alternate the order so drift hits every case alike.
@@ -188,7 +240,6 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 s3.kill();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 let md = `# CPU per small file, by layer (one process)\n\n64 KiB files, ${CONCURRENCY} concurrent loops, ${N} files per case and round, ${ROUNDS} rounds alternated; discard S3 in its own process. \`npx tsx bench/small-layers.ts\`, ${new Date().toISOString()}, Node ${process.version}.\n\n| case | what | CPU µs per file, median (min–max) |\n|---|---|---:|\n`;
 for (const name of names) {
   const xs = runs[name]!;

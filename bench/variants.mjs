@@ -79,6 +79,12 @@ export const VARIANTS = {
     ...service({}, "service with --max-semi-space-size=16 instead of npm start's value"),
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=16' : a)),
   },
+  // V8's experimental non-copying young-generation collector, against the scavenger's copies
+  // of the requests in flight (bench/README.md, "What the service's extra CPU is").
+  'service-minorms': {
+    ...service({}, 'service with --minor-ms (young-generation mark-sweep)'),
+    nodeArgs: [...SERVICE_NODE_ARGS, '--minor-ms'],
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',
