@@ -5,6 +5,7 @@
 //   npm run bench:small                 full: 64 KiB and 1 MiB x 1, 16, 64, 256 clients, 3 rounds (~6 min)
 //   npm run bench:small -- --quick      64 KiB x 16, 64 clients, 2 rounds (under a minute)
 //   options: --delay-ms=10 --rounds=N --duration-ms=N --only=service,naive --src=REV --name=x
+//            --sizes=64KiB,1MiB --clients=16,64 (a slice of the matrix)
 //
 // Each run starts the server fresh, warms it up (one client for 0.5 s), reads its idle RSS,
 // then applies the load; peak RSS is VmHWM. Variants alternate round by round (the order flips
@@ -41,8 +42,9 @@ const variants = String(arg('only', 'service,naive')).split(',');
 const srcRev = arg('src', undefined);
 const name = arg('name', quick ? 'quick' : undefined);
 const KiB = 1024;
-const SIZES = quick ? [64 * KiB] : [64 * KiB, MiB];
-const CLIENTS = quick ? [16, 64] : [1, 16, 64, 256];
+const parseSize = (t) => Number(t.replace(/KiB$|MiB$/, '')) * (t.endsWith('MiB') ? MiB : t.endsWith('KiB') ? KiB : 1);
+const SIZES = arg('sizes', undefined) ? String(arg('sizes')).split(',').map(parseSize) : quick ? [64 * KiB] : [64 * KiB, MiB];
+const CLIENTS = arg('clients', undefined) ? String(arg('clients')).split(',').map(Number) : quick ? [16, 64] : [1, 16, 64, 256];
 const S3_OPS = ['creates', 'parts', 'completes', 'aborts', 'puts', 'heads', 'deletes'];
 
 const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], srcRev);
