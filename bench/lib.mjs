@@ -1,7 +1,7 @@
 // Process plumbing shared by bench/run.mjs and bench/profile.mjs: start the discard S3, a
 // server bundle and the load client as child processes, and read their memory and CPU from
 // /proc. Every wait here is bounded.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,8 @@ export const GiB = 1024 * MiB;
 
 /** Node 24 for every child, whatever Node runs this script (npm run already gives 24). */
 export const NODE = process.version.startsWith('v24.') ? process.execPath : path.join(ROOT, 'node_modules/.bin/node');
+/** The version of that Node: what the servers and clients ran on, for the results' headers. */
+export const NODE_VERSION = NODE === process.execPath ? process.version : execFileSync(NODE, ['-v']).toString().trim();
 
 const CLK_TCK = 100;
 

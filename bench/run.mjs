@@ -54,6 +54,7 @@ import {
   startS3rverChild,
   startServer,
   cliArg,
+  NODE_VERSION,
 } from './lib.mjs';
 import { SERVICE_NODE_ARGS, SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
@@ -280,7 +281,7 @@ console.log(`src: ${src.commit}${srcRev ? ` (${srcRev})` : ''}`);
 const meta = {
   date: new Date().toISOString(),
   command: `npm run ${quick ? 'bench:quick' : 'bench'}${argv.filter((a) => a !== '--quick').length ? ` -- ${argv.filter((a) => a !== '--quick').join(' ')}` : ''}`,
-  node: process.version,
+  node: NODE_VERSION,
   machine: `${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM`,
   src: { ...src, head: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', 'src')?.length ? true : false },
   estimateSeconds: Math.round(estimate),

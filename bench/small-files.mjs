@@ -29,6 +29,7 @@ import {
   startDiscardS3,
   startServer,
   cliArg,
+  NODE_VERSION,
 } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
@@ -64,7 +65,7 @@ const started = Date.now();
 const meta = {
   date: new Date().toISOString(),
   command: `npm run bench:small${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
-  node: process.version,
+  node: NODE_VERSION,
   machine: `${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM`,
   src,
   delayMs,

@@ -85,6 +85,10 @@ export const VARIANTS = {
     ...service({}, 'service with --minor-ms (young-generation mark-sweep)'),
     nodeArgs: [...SERVICE_NODE_ARGS, '--minor-ms'],
   },
+  'service-hgp50': {
+    ...service({}, "service with --heap-growing-percent=50 instead of npm start's value"),
+    nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--heap-growing-percent') ? '--heap-growing-percent=50' : a)),
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',
