@@ -109,7 +109,8 @@ export function boundaryOf(contentType: string | undefined): string | undefined 
  * Counts multipart delimiters (`CRLF--boundary`, RFC 2046 section 5.1.1) in the raw body, the
  * same needle busboy searches for. busboy drops a part it cannot use (no or unparseable
  * Content-Disposition, e.g. a bad `filename*` escape) without a word; comparing this count
- * with the parts it reported turns such a silent loss into MALFORMED_MULTIPART.
+ * with the parts it reported turns such a silent loss into MALFORMED_MULTIPART. Used only
+ * where busboy's own count cannot be read (`busboySearch`): it is a second scan of the body.
  */
 export class DelimiterCounter {
   count = 0;
@@ -170,7 +171,7 @@ export interface MultipartHandlers {
 export interface MultipartParse {
   /** Where the request body goes. */
   parser: Writable;
-  /** Feed every raw body chunk here too (before the parser sees it): it counts the parts. */
+  /** Feed every raw body chunk here too (before the parser sees it): it counts the parts where busboy's own count cannot be read. */
   count(chunk: Buffer): void;
   /** Settles when the parser is done; by then every failure was reported through `fail`. */
   finished: Promise<void>;
@@ -182,7 +183,6 @@ export interface MultipartParse {
  */
 export function parseMultipart(headers: IncomingHeaders, limits: ParseLimits, on: MultipartHandlers): MultipartParse {
   const parser = createMultipartParser(headers, limits);
-  const delimiters = new DelimiterCounter(boundaryOf(headerValue(headers, 'content-type'))!);
   /** Parts busboy reported (fields and files, used or not). */
   let partsSeen = 0;
 
@@ -217,8 +217,38 @@ export function parseMultipart(headers: IncomingHeaders, limits: ParseLimits, on
     });
   });
 
-  // No closure here refers to `parser`: they outlive the parse (a file stream's listeners),
-  // and one that did would keep the whole parser alive until its upload ends.
+  // No closure here refers to `parser` (or what watchEnd keeps): they outlive the parse (a
+  // file stream's listeners), and one that did would keep the parser alive until its upload ends.
+  const { finished, count } = watchEnd(parser, boundaryOf(headerValue(headers, 'content-type'))!, on, () => partsSeen);
+  return { parser, count, finished };
+}
+
+const NO_COUNT = (): void => {};
+
+/**
+ * busboy 1.6's delimiter search: the streamsearch instance it feeds the body through, whose
+ * `matches` counts every delimiter up to the closing one. Undefined for a busboy without one.
+ */
+function busboySearch(parser: Busboy): { readonly matches: number } | undefined {
+  const search: unknown = (parser as unknown as { _bparser?: unknown })._bparser;
+  if (typeof search !== 'object' || search === null) return undefined;
+  return typeof (search as { matches?: unknown }).matches === 'number' ? (search as { matches: number }) : undefined;
+}
+
+/**
+ * Settles `finished` when the parser is done, after failing the request if busboy dropped a
+ * part without a word: every delimiter but the closing one opened a part it should have
+ * reported. busboy's own search counts the delimiters where it can be read, so the body is
+ * scanned once; else `count` must see every raw chunk (a second scan, DelimiterCounter).
+ */
+function watchEnd(
+  parser: Busboy,
+  boundary: string,
+  on: MultipartHandlers,
+  partsSeen: () => number,
+): { finished: Promise<void>; count: (chunk: Buffer) => void } {
+  const search = busboySearch(parser);
+  const delimiters = search ? undefined : new DelimiterCounter(boundary);
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
   parser.on('error', (err: unknown) => {
@@ -226,11 +256,12 @@ export function parseMultipart(headers: IncomingHeaders, limits: ParseLimits, on
     resolveFinished();
   });
   parser.on('close', () => {
-    // One delimiter closes the body; every other one opened a part busboy should have reported.
-    if (!on.failed() && partsSeen < delimiters.count - 1) on.fail(skippedPart());
+    const seen = search ? search.matches : delimiters!.count;
+    if (!on.failed() && partsSeen() < seen - 1) on.fail(skippedPart());
     resolveFinished();
   });
-  return { parser, count: (chunk) => delimiters.feed(chunk), finished };
+  // A module-level no-op when busboy counts: a closure made here would keep the search alive.
+  return { finished, count: delimiters ? (chunk) => delimiters.feed(chunk) : NO_COUNT };
 }
 
 /**

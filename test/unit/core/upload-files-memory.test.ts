@@ -11,14 +11,16 @@ import type { ObjectSink, PutObjectInput, PutObjectOutput } from '../../../src/c
 import { uploadFiles } from '../../../src/core/upload-files.ts';
 import { buildMultipart, CONTENT_TYPE } from '../../helpers/multipart.ts';
 
-// Every busboy parser the core makes, held weakly.
+// Every busboy parser the core makes, and its delimiter search (whose count the core reads), held weakly.
 const parsers = vi.hoisted(() => [] as Array<WeakRef<object>>);
+const searches = vi.hoisted(() => [] as Array<WeakRef<object>>);
 vi.mock('busboy', async (importOriginal) => {
   const real = ((await importOriginal()) as { default: (...args: unknown[]) => object }).default;
   return {
     default: (...args: unknown[]) => {
-      const parser = real(...args);
+      const parser = real(...args) as { _bparser: object };
       parsers.push(new WeakRef(parser));
+      searches.push(new WeakRef(parser._bparser));
       return parser;
     },
   };
@@ -50,7 +52,7 @@ class HeldSink implements ObjectSink {
 }
 
 describe('a request whose files are still uploading', () => {
-  it('no longer holds the parser once the body is parsed', async () => {
+  it('no longer holds the parser (nor its search) once the body is parsed', async () => {
     const sink = new HeldSink();
     const body = buildMultipart([{ name: 'file', filename: 'a.bin', data: Buffer.alloc(4096, 1) }]);
     const events = uploadFiles(
@@ -72,6 +74,7 @@ describe('a request whose files are still uploading', () => {
     gc();
     expect(parsers).toHaveLength(1);
     expect(parsers[0]!.deref()).toBeUndefined();
+    expect(searches[0]!.deref()).toBeUndefined();
 
     sink.release();
     expect(await done).toEqual(['file-started', 'file-stored', 'done']);
