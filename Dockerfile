@@ -32,4 +32,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node is PID 1 and receives SIGTERM itself (the server drains, then exits 0);
 # the flags are those of `npm start` (package.json), kept equal by the layout test.
-CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=100", "dist/server.mjs"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=100", "--no-parallel-scavenge", "dist/server.mjs"]

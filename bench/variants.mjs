@@ -89,6 +89,12 @@ export const VARIANTS = {
     ...service({}, "service with --heap-growing-percent=50 instead of npm start's value"),
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--heap-growing-percent') ? '--heap-growing-percent=50' : a)),
   },
+  // V8's parallel scavenging, which npm start turns off (bench/README.md, "Scavenges on the
+  // main thread").
+  'service-ps': {
+    ...service({}, 'service with parallel scavenging (npm start without --no-parallel-scavenge)'),
+    nodeArgs: SERVICE_NODE_ARGS.filter((a) => a !== '--no-parallel-scavenge'),
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',

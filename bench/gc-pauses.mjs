@@ -1,0 +1,72 @@
+// Young-generation GC pauses of one large upload: each variant's server runs under
+// `--trace-gc` while one file goes into the discard S3; prints the scavenges' count, median,
+// p90 and sum of pause times (main-thread ms, as V8 reports them) and the upload's wall time.
+//
+//   node bench/gc-pauses.mjs [--only=service,service-ps] [--size=1GiB] [--rounds=2]
+//
+// Variants alternate round by round. Writes nothing: a diagnostic (bench/README.md).
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildBundles } from './build.mjs';
+import { GiB, MiB, NODE, ROOT, cliArg, median, runClient, startDiscardS3 } from './lib.mjs';
+import { VARIANTS, variantEnv } from './variants.mjs';
+
+const variants = String(cliArg('only', 'service,service-ps')).split(',');
+const sizeArg = String(cliArg('size', '1GiB'));
+const size = Number(sizeArg.replace(/GiB$|MiB$/, '')) * (sizeArg.endsWith('GiB') ? GiB : MiB);
+const rounds = Number(cliArg('rounds', 2));
+const { bundles } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))]);
+
+async function measure(variant) {
+  const s3 = await startDiscardS3([]);
+  const child = spawn(NODE, [...(VARIANTS[variant].nodeArgs ?? []), '--trace-gc', bundles[VARIANTS[variant].bundle]], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      S3_ENDPOINT: s3.endpoint,
+      UPLOAD_BUCKET: 'bench',
+      AWS_ACCESS_KEY_ID: 'bench',
+      AWS_SECRET_ACCESS_KEY: 'bench',
+      ...variantEnv(variant, { discard: true }),
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  let url;
+  while (!(url = /listening on (http:\/\/[^\s"]+)/.exec(out)?.[1])) await sleep(50);
+  try {
+    await runClient({ url: `${url}/uploads`, count: 1, size: 16 * MiB + 1, timeoutMs: 60_000 });
+    const mark = out.length;
+    const started = Date.now();
+    const run = await runClient({ url: `${url}/uploads`, count: 1, size, timeoutMs: 300_000 });
+    if (!run.ok) throw new Error(`upload failed: ${run.error}`);
+    const wallMs = Date.now() - started;
+    // "Scavenge 12.3 (20.1) -> 8.0 (20.1) MB, pooled: 0 MB, 0.41 / 0.00 ms ..."
+    const pauses = [...out.slice(mark).matchAll(/Scavenge .*?MB, ([\d.]+) \/ [\d.]+ ms/g)].map((m) => Number(m[1]));
+    const sorted = [...pauses].sort((a, b) => a - b);
+    return {
+      wallMs,
+      scavenges: pauses.length,
+      median: median(pauses),
+      p90: sorted[Math.floor(sorted.length * 0.9)] ?? 0,
+      sum: pauses.reduce((a, b) => a + b, 0),
+    };
+  } finally {
+    child.kill();
+    await s3.stop();
+  }
+}
+
+for (let round = 0; round < rounds; round++) {
+  for (const variant of round % 2 ? [...variants].reverse() : variants) {
+    const r = await measure(variant);
+    console.log(
+      `${variant.padEnd(14)} ${sizeArg}: ${r.wallMs} ms, ${r.scavenges} scavenges, pause median ${r.median.toFixed(2)} ms, ` +
+        `p90 ${r.p90.toFixed(2)} ms, sum ${r.sum.toFixed(0)} ms`,
+    );
+  }
+}
