@@ -171,7 +171,10 @@ export interface MultipartHandlers {
 export interface MultipartParse {
   /** Where the request body goes. */
   parser: Writable;
-  /** Feed every raw body chunk here too (before the parser sees it): it counts the parts where busboy's own count cannot be read. */
+  /**
+   * Feed every raw body chunk here too (before the parser sees it): it counts the parts where
+   * busboy's own count cannot be read.
+   */
   count(chunk: Buffer): void;
   /** Settles when the parser is done; by then every failure was reported through `fail`. */
   finished: Promise<void>;
