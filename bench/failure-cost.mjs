@@ -9,12 +9,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
 import { setTimeout } from 'node:timers';
-import { GiB, MiB, ROOT, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { MiB, ROOT, parseSize, runClient, startDiscardS3, startServer } from './lib.mjs';
 import { VARIANTS, variantEnv } from './variants.mjs';
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const sizeArg = arg('size', '1GiB');
-const size = /GiB$/.test(sizeArg) ? Number(sizeArg.slice(0, -3)) * GiB : Number(sizeArg.replace(/MiB$/, '')) * MiB;
+const size = parseSize(sizeArg);
 const variants = arg('only', 'naive,service').split(',');
 for (const v of variants) if (!VARIANTS[v]?.s3) throw new Error(`${v}: not a variant that stores to S3`);
 const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], arg('src', undefined));

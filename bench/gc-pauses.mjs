@@ -5,48 +5,40 @@
 //   node bench/gc-pauses.mjs [--only=service,service-ps] [--size=1GiB] [--rounds=2]
 //
 // Variants alternate round by round. Writes nothing: a diagnostic (bench/README.md).
-import { spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { buildBundles } from './build.mjs';
-import { GiB, MiB, NODE, ROOT, cliArg, median, runClient, startDiscardS3 } from './lib.mjs';
+import { MiB, cliArg, median, parseSize, runClient, startDiscardS3, startServer } from './lib.mjs';
 import { VARIANTS, variantEnv } from './variants.mjs';
 
 const variants = String(cliArg('only', 'service,service-ps')).split(',');
 const sizeArg = String(cliArg('size', '1GiB'));
-const size = Number(sizeArg.replace(/GiB$|MiB$/, '')) * (sizeArg.endsWith('GiB') ? GiB : MiB);
+const size = parseSize(sizeArg);
 const rounds = Number(cliArg('rounds', 2));
 const { bundles } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))]);
 
 async function measure(variant) {
   const s3 = await startDiscardS3([]);
-  const child = spawn(NODE, [...(VARIANTS[variant].nodeArgs ?? []), '--trace-gc', bundles[VARIANTS[variant].bundle]], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+  const server = await startServer(
+    bundles[VARIANTS[variant].bundle],
+    {
       S3_ENDPOINT: s3.endpoint,
       UPLOAD_BUCKET: 'bench',
       AWS_ACCESS_KEY_ID: 'bench',
       AWS_SECRET_ACCESS_KEY: 'bench',
       ...variantEnv(variant, { discard: true }),
     },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  let url;
-  while (!(url = /listening on (http:\/\/[^\s"]+)/.exec(out)?.[1])) await sleep(50);
+    { nodeArgs: [...(VARIANTS[variant].nodeArgs ?? []), '--trace-gc'] },
+  );
+  let trace = '';
   try {
-    await runClient({ url: `${url}/uploads`, count: 1, size: 16 * MiB + 1, timeoutMs: 60_000 });
-    const mark = out.length;
+    await runClient({ url: `${server.url}/uploads`, count: 1, size: 16 * MiB + 1, timeoutMs: 60_000 });
+    // Only the measured upload's lines: listened to from here on.
+    server.child.stdout.on('data', (d) => (trace += d));
     const started = Date.now();
-    const run = await runClient({ url: `${url}/uploads`, count: 1, size, timeoutMs: 300_000 });
+    const run = await runClient({ url: `${server.url}/uploads`, count: 1, size, timeoutMs: 300_000 });
     if (!run.ok) throw new Error(`upload failed: ${run.error}`);
     const wallMs = Date.now() - started;
     // "Scavenge 12.3 (20.1) -> 8.0 (20.1) MB, pooled: 0 MB, 0.41 / 0.00 ms ..."
-    const pauses = [...out.slice(mark).matchAll(/Scavenge .*?MB, ([\d.]+) \/ [\d.]+ ms/g)].map((m) => Number(m[1]));
+    const pauses = [...trace.matchAll(/Scavenge .*?MB, ([\d.]+) \/ [\d.]+ ms/g)].map((m) => Number(m[1]));
     const sorted = [...pauses].sort((a, b) => a - b);
     return {
       wallMs,
@@ -56,7 +48,7 @@ async function measure(variant) {
       sum: pauses.reduce((a, b) => a + b, 0),
     };
   } finally {
-    child.kill();
+    await server.stop(30_000);
     await s3.stop();
   }
 }

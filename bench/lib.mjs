@@ -23,6 +23,13 @@ export function cliArg(name, def, argv = process.argv.slice(2)) {
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
+/** Bytes of a size argument: `64KiB`, `1MiB`, `3GiB` (or a plain byte count); throws on anything else. */
+export function parseSize(text) {
+  const m = /^(\d+)(KiB|MiB|GiB)?$/.exec(String(text));
+  if (!m) throw new Error(`expected a size such as 64KiB, 1MiB or 3GiB, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * ({ KiB: 1024, MiB, GiB }[m[2]] ?? 1);
+}
+
 /** Node 24 for every child, whatever Node runs this script (npm run already gives 24). */
 export const NODE = process.version.startsWith('v24.') ? process.execPath : path.join(ROOT, 'node_modules/.bin/node');
 /** The version of that Node: what the servers and clients ran on, for the results' headers. */

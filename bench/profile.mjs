@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
-import { GiB, MiB, ROOT, runClient, runSmallClient, startDiscardS3, startServer } from './lib.mjs';
+import { MiB, ROOT, parseSize, runClient, runSmallClient, startDiscardS3, startServer } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const PROFILED = ['naive', 'service', 'service-sha256'];
@@ -22,11 +22,7 @@ if (!PROFILED.includes(variant))
   throw new Error(`--variant must be one of ${PROFILED.join(', ')}, got ${JSON.stringify(variant)}`);
 const { bundle: bundleName, nodeArgs = [] } = VARIANTS[variant];
 const sizeArg = arg('size', '1GiB');
-const size = /GiB$/.test(sizeArg)
-  ? Number(sizeArg.slice(0, -3)) * GiB
-  : /KiB$/.test(sizeArg)
-    ? Number(sizeArg.slice(0, -3)) * 1024
-    : Number(sizeArg.replace(/MiB$/, '')) * MiB;
+const size = parseSize(sizeArg);
 const clients = Number(arg('clients', 0));
 const delayMs = Number(arg('delay-ms', clients ? 10 : 0));
 const srcRev = arg('src', undefined);

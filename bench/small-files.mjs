@@ -30,6 +30,7 @@ import {
   startServer,
   cliArg,
   NODE_VERSION,
+  parseSize,
 } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
@@ -43,7 +44,6 @@ const variants = String(arg('only', 'service,naive')).split(',');
 const srcRev = arg('src', undefined);
 const name = arg('name', quick ? 'quick' : undefined);
 const KiB = 1024;
-const parseSize = (t) => Number(t.replace(/KiB$|MiB$/, '')) * (t.endsWith('MiB') ? MiB : t.endsWith('KiB') ? KiB : 1);
 const SIZES = arg('sizes', undefined) ? String(arg('sizes')).split(',').map(parseSize) : quick ? [64 * KiB] : [64 * KiB, MiB];
 const CLIENTS = arg('clients', undefined) ? String(arg('clients')).split(',').map(Number) : quick ? [16, 64] : [1, 16, 64, 256];
 const S3_OPS = ['creates', 'parts', 'completes', 'aborts', 'puts', 'heads', 'deletes'];

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBundles } from './build.mjs';
-import { GiB, MiB, ROOT, median, memoryKiB, runClient, startDiscardS3, startServer } from './lib.mjs';
+import { GiB, MiB, ROOT, median, memoryKiB, parseSize, runClient, startDiscardS3, startServer } from './lib.mjs';
 import { SERVICE_NOTE, VARIANTS, variantEnv } from './variants.mjs';
 
 const arg = (name, def) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -21,13 +21,7 @@ const DEFAULT_VARIANTS = ['raw', 'busboy', 'naive', 'service', 'service-nogc'];
 const names = arg('only', DEFAULT_VARIANTS.join(',')).split(',');
 const suffix = arg('name', undefined) ? `-${arg('name', undefined)}` : '';
 for (const n of names) variantEnv(n, { discard: true }); // throws on an unknown name
-const SIZES = arg('sizes', '64MiB,1GiB,4GiB')
-  .split(',')
-  .map((t) => {
-    const m = /^(\d+)(MiB|GiB)$/.exec(t);
-    if (!m) throw new Error(`--sizes: expected e.g. 64MiB,1GiB,3GiB; got ${JSON.stringify(t)}`);
-    return Number(m[1]) * (m[2] === 'GiB' ? GiB : MiB);
-  });
+const SIZES = arg('sizes', '64MiB,1GiB,4GiB').split(',').map(parseSize);
 const label = (size) => (size >= GiB ? `${size / GiB} GiB` : `${size / MiB} MiB`);
 const { bundles, src } = await buildBundles([...new Set(names.map((n) => VARIANTS[n].bundle))], arg('src', undefined));
 

@@ -80,7 +80,7 @@ export const VARIANTS = {
     nodeArgs: SERVICE_NODE_ARGS.map((a) => (a.startsWith('--max-semi-space-size') ? '--max-semi-space-size=16' : a)),
   },
   // V8's experimental non-copying young-generation collector, against the scavenger's copies
-  // of the requests in flight (bench/README.md, "What the service's extra CPU is").
+  // of the requests in flight (bench/README.md, "Small requests against naive").
   'service-minorms': {
     ...service({}, 'service with --minor-ms (young-generation mark-sweep)'),
     nodeArgs: [...SERVICE_NODE_ARGS, '--minor-ms'],
