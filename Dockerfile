@@ -19,7 +19,7 @@ COPY package.json package-lock.json ./
 # not needed: the image has Node 24, and esbuild's binary comes from an optional dependency).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/
+COPY scripts/build.mjs scripts/esbuild-plugins.mjs scripts/
 COPY src/ src/
 RUN node scripts/build.mjs
 

@@ -28,7 +28,11 @@ export const ENTRIES = {
   buffered: 'bench/baselines/buffered.mjs',
   // The service as `npm start` runs it (dist/server.mjs is the same entry, same options).
   service: 'src/server.ts',
+  // The same, but Node's built-ins imported as ES modules, as before the builtins-via-require
+  // plugin (scripts/esbuild-plugins.mjs): what that plugin saves.
+  'service-esm-builtins': 'src/server.ts',
 };
+const WITHOUT_PLUGINS = new Set(['service-esm-builtins']);
 
 async function filesUnder(dir, base = dir) {
   const out = [];
@@ -89,7 +93,7 @@ export async function buildBundles(variants = Object.keys(ENTRIES), srcRev) {
         ...SERVER_BUILD_OPTIONS,
         entryPoints: [entry],
         outfile,
-        plugins: srcRev ? [redirectSrc(src.dir)] : [],
+        plugins: [...(WITHOUT_PLUGINS.has(v) ? [] : SERVER_BUILD_OPTIONS.plugins), ...(srcRev ? [redirectSrc(src.dir)] : [])],
         // The snapshot lives under bench/results/tmp/: packages still resolve from <root>/node_modules.
         nodePaths: [path.join(ROOT, 'node_modules')],
       });

@@ -95,6 +95,10 @@ export const VARIANTS = {
     ...service({}, 'service with parallel scavenging (npm start without --no-parallel-scavenge)'),
     nodeArgs: SERVICE_NODE_ARGS.filter((a) => a !== '--no-parallel-scavenge'),
   },
+  'service-esm-builtins': {
+    ...service({}, "service bundled with Node's built-ins as ES imports (before the builtins-via-require plugin)"),
+    bundle: 'service-esm-builtins',
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',

@@ -7,6 +7,7 @@ import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { builtinsViaRequire } from './esbuild-plugins.mjs';
 
 export const SERVER_BUNDLE = fileURLToPath(new URL('../dist/server.mjs', import.meta.url));
 
@@ -21,6 +22,7 @@ export const SERVER_BUILD_OPTIONS = {
   external: ['s3rver'],
   // The AWS SDK still has CommonJS inside; give the ESM bundle a require().
   banner: { js: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);" },
+  plugins: [builtinsViaRequire],
   logLevel: 'warning',
 };
 
@@ -67,6 +69,7 @@ export async function buildFunction(outfile = FUNCTION_BUNDLE) {
     format: 'esm',
     mainFields: ['module', 'main'],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    plugins: [builtinsViaRequire],
     logLevel: 'warning',
   });
   return outfile;

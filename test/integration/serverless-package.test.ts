@@ -10,6 +10,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -79,6 +80,9 @@ interface ZipEntry {
   name: string;
   size: number;
   compressedSize: number;
+  /** Compression method (8: deflate) and where the entry's local header starts. */
+  method: number;
+  localOffset: number;
 }
 interface Packaged {
   dir: string;
@@ -148,7 +152,7 @@ async function makeServiceDir(label: string): Promise<string> {
   return dir;
 }
 
-// Lists a zip archive from its central directory (no unzip binary, no zlib needed).
+// Lists a zip archive from its central directory (no unzip binary).
 function listZip(buf: Buffer): ZipEntry[] {
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 0xffff); i--) {
@@ -167,6 +171,8 @@ function listZip(buf: Buffer): ZipEntry[] {
     const extraLength = buf.readUInt16LE(offset + 30);
     const commentLength = buf.readUInt16LE(offset + 32);
     entries.push({
+      method: buf.readUInt16LE(offset + 10),
+      localOffset: buf.readUInt32LE(offset + 42),
       compressedSize: buf.readUInt32LE(offset + 20),
       size: buf.readUInt32LE(offset + 24),
       name: buf.toString('utf8', offset + 46, offset + 46 + nameLength),
@@ -174,6 +180,17 @@ function listZip(buf: Buffer): ZipEntry[] {
     offset += 46 + nameLength + extraLength + commentLength;
   }
   return entries;
+}
+
+/** The bytes of one entry (stored or deflated). */
+function readZipEntry(buf: Buffer, entry: ZipEntry): Buffer {
+  const at = entry.localOffset;
+  if (buf.readUInt32LE(at) !== 0x04034b50) throw new Error(`corrupt zip local header for ${entry.name}`);
+  const start = at + 30 + buf.readUInt16LE(at + 26) + buf.readUInt16LE(at + 28);
+  const data = buf.subarray(start, start + entry.compressedSize);
+  if (entry.method === 0) return data;
+  if (entry.method === 8) return inflateRawSync(data);
+  throw new Error(`zip method ${entry.method} of ${entry.name} not supported`);
 }
 
 async function packageStage(stage: string, params: string[] = [], label = stage): Promise<Packaged> {
@@ -547,6 +564,20 @@ describe.each(Object.keys(STAGES) as Stage[])('serverless package --stage %s', (
     const files = entries.filter((e) => !e.name.endsWith('/'));
     expect(files.map((e) => e.name)).toEqual(['functions/upload.mjs']);
     expect(entries.some((e) => e.name.split('/').includes('node_modules'))).toBe(false);
+  });
+
+  // serverless.yml's `custom.esbuild.plugins`: an ES import of node:http would load undici at
+  // every cold start (test/unit/build.test.ts runs a bundle to see that).
+  it("loads Node's built-ins through require(): its only ES import is the banner's node:module", async () => {
+    const { zipPath, entries } = get(stage);
+    const handler = entries.find((e) => e.name === 'functions/upload.mjs')!;
+    const text = readZipEntry(await readFile(zipPath), handler).toString('utf8');
+    expect(text.length).toBe(handler.size);
+    const imported = [...text.matchAll(/\bimport\s*(?:\{[^{}]*\}|[\w$]+|\*\s*as\s+[\w$]+)\s*from\s*["']([^"']+)["']/g)].map(
+      (m) => m[1],
+    );
+    expect(imported).toEqual(['node:module']);
+    expect(text).toMatch(/\(\s*"node:http"\s*\)/);
   });
 });
 

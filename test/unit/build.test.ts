@@ -1,8 +1,12 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build, type Plugin } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildServer, oneByteSource } from '../../scripts/build.mjs';
+import { SERVER_BUILD_OPTIONS, buildFunction, buildServer, oneByteSource } from '../../scripts/build.mjs';
+import { builtinsViaRequire } from '../../scripts/esbuild-plugins.mjs';
 
 const dir = await mkdtemp(join(tmpdir(), 'build-test-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -28,12 +32,89 @@ describe('oneByteSource', () => {
   });
 });
 
+const serverBundle = buildServer(join(dir, 'server.mjs'));
+
 describe('the server bundle', () => {
   // A dependency's doc comment draws boxes; kept, it made V8 hold the 2.4 MB source as UTF-16.
   it('holds no character beyond Latin-1', async () => {
-    const bundle = await buildServer(join(dir, 'server.mjs'));
-    const text = await readFile(bundle, 'utf8');
+    const text = await readFile(await serverBundle, 'utf8');
     expect(text.length).toBeGreaterThan(100_000);
     expect(BEYOND_LATIN1.exec(text)?.[0]).toBeUndefined();
+  });
+});
+
+// Written to stderr once, when the process exits or is sent SIGUSR2 (then it exits): which of
+// Node's lazily loaded parts it loaded. A handler of the preload's own, so a signal sent the
+// moment the server says it listens does not race the server's handlers.
+const REPORT_LOADED = `let done = false; const report = () => { if (done) return; done = true; process.getBuiltinModule('node:fs').writeSync(2, '\\nLOADED ' + JSON.stringify(process.moduleLoadList.filter((m) => /undici/.test(m))) + '\\n'); }; process.on('exit', report); process.on('SIGUSR2', () => { report(); process.exit(0); });`;
+const PRELOAD = `data:text/javascript,${encodeURIComponent(REPORT_LOADED)}`;
+const ENV = {
+  PATH: process.env.PATH,
+  UPLOAD_BUCKET: 'bench',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  LOG_LEVEL: 'error',
+};
+
+/** Runs node with `args` (the preload first), stopping it with SIGUSR2 once its stdout shows `ready`; resolves with what it loaded. */
+function loadedBy(args: string[], env: Record<string, string | undefined>, ready?: RegExp): Promise<string[]> {
+  const child = spawn(process.execPath, [`--import=${PRELOAD}`, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d;
+    if (ready?.test(out)) child.kill('SIGUSR2');
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return new Promise((resolve, reject) =>
+    child.once('exit', () => {
+      clearTimeout(timer);
+      const line = /^LOADED (.*)$/m.exec(err);
+      if (line) resolve(JSON.parse(line[1]!) as string[]);
+      else reject(new Error(`no report from the child: ${err.slice(-1000)} ${out.slice(-500)}`));
+    }),
+  );
+}
+
+// An ES import of a built-in reads every export of Node's facade, getters included:
+// `node:http`'s WebSocket getter loads undici (and the web streams) into a process that never
+// opens a WebSocket. Both bundles load built-ins through require() (scripts/esbuild-plugins.mjs).
+describe("Node's built-ins in the bundles", () => {
+  it('turns an ES import of a built-in into a require() of it, with or without node: and for dynamic import()', async () => {
+    const entry = join(dir, 'imports-http.mjs');
+    await writeFile(
+      entry,
+      "import { Agent } from 'node:http';\nimport os from 'os';\nexport const a = [Agent, os.EOL, import('node:v8')];\n",
+    );
+    const bundleWith = async (plugins: Plugin[]) =>
+      (await build({ ...SERVER_BUILD_OPTIONS, plugins, entryPoints: [entry], write: false, sourcemap: false })).outputFiles[0]!
+        .text;
+    const withPlugin = await bundleWith([builtinsViaRequire]);
+    for (const id of ['node:http', 'os', 'node:v8']) {
+      expect(withPlugin).toContain(`require(${JSON.stringify(id)})`);
+      expect(withPlugin).not.toMatch(new RegExp(`from\\s*"${id}"|import\\("${id}"\\)`));
+    }
+    // Without it the imports stay ES imports: the test above can tell them apart.
+    expect(await bundleWith([])).toMatch(/from\s*"node:http"/);
+  });
+
+  it('the server bundle, up and serving, has not loaded undici', async () => {
+    const loaded = await loadedBy(
+      [await serverBundle],
+      { ...ENV, PORT: '0', HOST: '127.0.0.1', S3_ENDPOINT: 'http://127.0.0.1:9' },
+      /listening on http/,
+    );
+    expect(loaded.filter((m) => m.includes('undici'))).toEqual([]);
+  });
+
+  it('the Lambda bundle, imported as the runtime does, has not loaded undici', async () => {
+    const bundle = await buildFunction(join(dir, 'upload-function.mjs'));
+    const loaded = await loadedBy(
+      ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(bundle).href)});`],
+      ENV,
+    );
+    expect(loaded.filter((m) => m.includes('undici'))).toEqual([]);
   });
 });
