@@ -31,8 +31,15 @@ export const ENTRIES = {
   // The same, but Node's built-ins imported as ES modules, as before the builtins-via-require
   // plugin (scripts/esbuild-plugins.mjs): what that plugin saves.
   'service-esm-builtins': 'src/server.ts',
+  // The same, but with the CommonJS builds of dependencies (esbuild's default for node), as
+  // before SERVER_BUILD_OPTIONS took their ES builds.
+  'service-cjs-deps': 'src/server.ts',
 };
-const WITHOUT_PLUGINS = new Set(['service-esm-builtins']);
+/** esbuild options that differ from SERVER_BUILD_OPTIONS, by bundle. */
+const OVERRIDES = {
+  'service-esm-builtins': { plugins: [] },
+  'service-cjs-deps': { mainFields: ['main', 'module'] },
+};
 
 async function filesUnder(dir, base = dir) {
   const out = [];
@@ -93,7 +100,8 @@ export async function buildBundles(variants = Object.keys(ENTRIES), srcRev) {
         ...SERVER_BUILD_OPTIONS,
         entryPoints: [entry],
         outfile,
-        plugins: [...(WITHOUT_PLUGINS.has(v) ? [] : SERVER_BUILD_OPTIONS.plugins), ...(srcRev ? [redirectSrc(src.dir)] : [])],
+        ...OVERRIDES[v],
+        plugins: [...(OVERRIDES[v]?.plugins ?? SERVER_BUILD_OPTIONS.plugins), ...(srcRev ? [redirectSrc(src.dir)] : [])],
         // The snapshot lives under bench/results/tmp/: packages still resolve from <root>/node_modules.
         nodePaths: [path.join(ROOT, 'node_modules')],
       });

@@ -99,6 +99,13 @@ export const VARIANTS = {
     ...service({}, "service bundled with Node's built-ins as ES imports (before the builtins-via-require plugin)"),
     bundle: 'service-esm-builtins',
   },
+  'service-cjs-deps': {
+    ...service(
+      {},
+      'service bundled with the CommonJS builds of its dependencies (before SERVER_BUILD_OPTIONS took their ES builds)',
+    ),
+    bundle: 'service-cjs-deps',
+  },
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',

@@ -20,6 +20,10 @@ export const SERVER_BUILD_OPTIONS = {
   sourcemap: true,
   // Dev-only, loaded lazily for the embedded S3; never part of a production bundle.
   external: ['s3rver'],
+  // The ES builds of dependencies (the AWS SDK's dist-es), as the Lambda bundle takes them:
+  // esbuild drops what the service never calls (every other S3 operation and its schema),
+  // where a CommonJS build is one module evaluated whole at start.
+  mainFields: ['module', 'main'],
   // The AWS SDK still has CommonJS inside; give the ESM bundle a require().
   banner: { js: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);" },
   plugins: [builtinsViaRequire],

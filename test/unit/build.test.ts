@@ -41,6 +41,15 @@ describe('the server bundle', () => {
     expect(text.length).toBeGreaterThan(100_000);
     expect(BEYOND_LATIN1.exec(text)?.[0]).toBeUndefined();
   });
+
+  // A CommonJS build (the AWS SDK's dist-cjs) is one module evaluated whole at start, every S3
+  // operation with it; the ES builds let esbuild drop what the service never calls.
+  it('takes the ES builds of its dependencies: no module from a dist-cjs folder', async () => {
+    const text = await readFile(await serverBundle, 'utf8');
+    // esbuild heads each module with a comment naming its file.
+    expect(text.match(/^\/\/ node_modules\/\S+\/dist-es\//gm)?.length ?? 0).toBeGreaterThan(100);
+    expect(text.match(/^\/\/ node_modules\/\S+\/dist-cjs\/.*$/gm) ?? []).toEqual([]);
+  });
 });
 
 // Written to stderr once, when the process exits or is sent SIGUSR2 (then it exits): which of
