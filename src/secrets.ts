@@ -7,7 +7,7 @@
  * The SDK finds the endpoint and credentials on its own (`AWS_ENDPOINT_URL_SSM`, the
  * provider chain); tests point `clientConfig` at a local stand-in.
  */
-import type { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
+import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import type { SSMClientConfig } from '@aws-sdk/client-ssm';
 import { ConfigError, type Config } from './config.ts';
 
@@ -36,19 +36,14 @@ export interface SecretReaderOptions {
  * `ConfigError`s naming the variable and the parameter, never the value.
  */
 export function createSecretReader(name: string, options: SecretReaderOptions = {}): SecretReader {
-  // Loaded on the first read: a process without a parameter to read (most servers, every
-  // test) never evaluates the SSM client and Powertools.
-  let provider: Promise<SSMProvider> | undefined;
+  const provider = new SSMProvider({ clientConfig: options.clientConfig ?? {} });
   const variable = options.variable ?? 'UPLOAD_SESSION_SECRET_PARAM';
   const maxAge = options.maxAgeSeconds ?? SECRET_MAX_AGE_SECONDS;
   return {
     async read() {
       let value: string | undefined;
       try {
-        provider ??= import('@aws-lambda-powertools/parameters/ssm').then(
-          ({ SSMProvider }) => new SSMProvider({ clientConfig: options.clientConfig ?? {} }),
-        );
-        value = await (await provider).get(name, { decrypt: true, maxAge, throwOnMissing: true });
+        value = await provider.get(name, { decrypt: true, maxAge, throwOnMissing: true });
       } catch (err) {
         throw explain(err, variable, name);
       }

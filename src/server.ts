@@ -18,7 +18,6 @@ import { createMemoryBudget } from './core/memory-budget.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { S3ClientOptions } from './storage/s3-client.ts';
 import { createServiceApp } from './wiring.ts';
-import { loadSessionSecret } from './secrets.ts';
 import { randomBytes } from 'node:crypto';
 import { createLifecycle, drainDeadline, type Lifecycle } from './app/lifecycle.ts';
 import { createPrometheusMetrics } from './app/prometheus-metrics.ts';
@@ -69,7 +68,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     clientOptions.endpoint = embedded.endpoint;
     clientOptions.credentials ??= { ...EMBEDDED_CREDENTIALS };
   }
-  let sessionSecret = await loadSessionSecret(config);
+  // Powertools and the SSM client (src/secrets.ts) are loaded only when there is a parameter
+  // to read. The Lambda entry imports secrets.ts as usual: its bundle keeps only the SSM
+  // operations the provider calls, which esbuild cannot do for a module loaded this way.
+  let sessionSecret =
+    config.sessions.secretParam === undefined
+      ? config.sessions.secret
+      : await (await import('./secrets.ts')).loadSessionSecret(config);
   if (sessionSecret === undefined) {
     // Session ids are signed with this; one per process means they do not survive a restart
     // nor work across instances behind a load balancer.
