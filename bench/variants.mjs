@@ -106,6 +106,10 @@ export const VARIANTS = {
     ),
     bundle: 'service-cjs-deps',
   },
+  'service-budget32': service(
+    { UPLOAD_MEMORY_BYTES: String(32 * 1024 * 1024) },
+    'service + UPLOAD_MEMORY_BYTES=32MiB: a smaller byte budget than the default 40 MiB',
+  ),
   'service-nogc': service(
     { UPLOAD_GC_EVERY_BYTES: '0' },
     'service + UPLOAD_GC_EVERY_BYTES=0: GC pacer off (GC timing left to V8)',
