@@ -25,10 +25,7 @@ for (const v of variants) {
   const server = await startServer(
     bundles[VARIANTS[v].bundle],
     {
-      S3_ENDPOINT: s3.endpoint,
-      UPLOAD_BUCKET: 'bench',
-      AWS_ACCESS_KEY_ID: 'bench',
-      AWS_SECRET_ACCESS_KEY: 'bench',
+      ...s3.env,
       ...variantEnv(v, { discard: true }),
     },
     { nodeArgs: VARIANTS[v].nodeArgs ?? [] },

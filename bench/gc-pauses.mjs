@@ -20,10 +20,7 @@ async function measure(variant) {
   const server = await startServer(
     bundles[VARIANTS[variant].bundle],
     {
-      S3_ENDPOINT: s3.endpoint,
-      UPLOAD_BUCKET: 'bench',
-      AWS_ACCESS_KEY_ID: 'bench',
-      AWS_SECRET_ACCESS_KEY: 'bench',
+      ...s3.env,
       ...variantEnv(variant, { discard: true }),
     },
     { nodeArgs: [...(VARIANTS[variant].nodeArgs ?? []), '--trace-gc'] },

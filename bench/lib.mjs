@@ -127,6 +127,8 @@ export async function startDiscardS3(args = []) {
   const endpoint = `http://127.0.0.1:${match[1]}`;
   return {
     endpoint,
+    /** What a server needs to store into it: endpoint, bucket, credentials. */
+    env: { S3_ENDPOINT: endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' },
     pid: child.pid,
     child,
     async stats() {

@@ -44,7 +44,7 @@ await mkdir(outDir, { recursive: true });
 const s3 = await startDiscardS3(delayMs ? [`--delay-ms=${delayMs}`] : []);
 const server = await startServer(
   bundle,
-  { S3_ENDPOINT: s3.endpoint, UPLOAD_BUCKET: 'bench', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', ...env },
+  { ...s3.env, ...env },
   { nodeArgs: [...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${outDir}`, '--cpu-prof-interval=500'] },
 );
 const url = `${server.url}/uploads`;

@@ -47,10 +47,7 @@ const discard = await startDiscardS3([`--delay-ms=${count ? 0 : delayMs}`]);
 const server = await startServer(
   bundles[v.bundle],
   {
-    S3_ENDPOINT: discard.endpoint,
-    UPLOAD_BUCKET: 'bench',
-    AWS_ACCESS_KEY_ID: 'bench',
-    AWS_SECRET_ACCESS_KEY: 'bench',
+    ...discard.env,
     ...variantEnv(variant, { discard: true }),
     ...extraEnv,
   },

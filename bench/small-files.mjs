@@ -50,12 +50,6 @@ const S3_OPS = ['creates', 'parts', 'completes', 'aborts', 'puts', 'heads', 'del
 
 const { bundles, src } = await buildBundles([...new Set(variants.map((v) => VARIANTS[v].bundle))], srcRev);
 const discard = await startDiscardS3([`--delay-ms=${delayMs}`]);
-const s3Env = {
-  S3_ENDPOINT: discard.endpoint,
-  UPLOAD_BUCKET: 'bench',
-  AWS_ACCESS_KEY_ID: 'bench',
-  AWS_SECRET_ACCESS_KEY: 'bench',
-};
 console.log(
   `small files: sizes ${SIZES.map((s) => `${s / KiB} KiB`).join(', ')} x clients ${CLIENTS.join(', ')}, ${rounds} rounds of ` +
     `${durationMs} ms, S3 answering after ${delayMs} ms; variants ${variants.join(', ')}; src ${src.commit}`,
@@ -82,7 +76,7 @@ const cells = [];
 async function measure(size, clients, variant, round) {
   const server = await startServer(
     bundles[VARIANTS[variant].bundle],
-    { ...s3Env, ...variantEnv(variant, { discard: true }) },
+    { ...discard.env, ...variantEnv(variant, { discard: true }) },
     {
       name: variant,
       nodeArgs: VARIANTS[variant].nodeArgs ?? [],

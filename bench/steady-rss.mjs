@@ -34,10 +34,7 @@ try {
       const server = await startServer(
         bundles[v.bundle],
         {
-          S3_ENDPOINT: s3.endpoint,
-          UPLOAD_BUCKET: 'bench',
-          AWS_ACCESS_KEY_ID: 'bench',
-          AWS_SECRET_ACCESS_KEY: 'bench',
+          ...s3.env,
           ...variantEnv(name, { discard: true }),
         },
         { nodeArgs: v.nodeArgs ?? [] },
