@@ -76,7 +76,7 @@ export default tseslint.config(
           '!@aws-sdk/credential-provider-node',
           'busboy',
         ],
-        message: 'src/client may import src/protocol.ts (and the SigV4 libraries) only.',
+        message: 'src/client may import src/protocol.ts, src/sha256.ts and the SigV4 libraries only.',
       },
     ]),
   },

@@ -1,7 +1,7 @@
 /**
  * AWS Signature Version 4 for the calls to the service (a Function URL with `AWS_IAM` auth,
  * or an API Gateway REST API with `aws_iam` authorizers), with the AWS SDK's own signer and
- * default credential chain: no hand-written crypto.
+ * default credential chain: no hand-written crypto (Node's, through src/sha256.ts).
  *
  * The payload hash is always real and sent as `x-amz-content-sha256`: Lambda checks it for
  * requests with a body, and `UNSIGNED-PAYLOAD` is not accepted there. Callers compute it
@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '../sha256.ts';
 import { UploadClientError } from './errors.ts';
 
 /** AWS credentials (the shape of the SDK's `AwsCredentialIdentity`). */
@@ -80,7 +80,7 @@ export function createSigner(options: SigV4Options | true, url: string): SignReq
     region,
     service,
     credentials: credentials ?? defaultProvider(),
-    sha256: Hash.bind(null, 'sha256'),
+    sha256: Sha256,
     // Every service but S3 signs the doubly-encoded path (the SDK's default).
     uriEscapePath: true,
     applyChecksum: true,

@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config.ts';
+import { Sha256 } from '../sha256.ts';
 import { prepareClient } from './s3-call.ts';
 
 export interface S3ClientOptions {
@@ -35,6 +36,8 @@ export function createS3Client(s3: Config['s3'], options: S3ClientOptions = {}):
     forcePathStyle: s3.forcePathStyle || endpoint !== undefined,
     requestChecksumCalculation: s3.checksumCalculation,
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // SigV4's hashes, keyed the way Node 24 does not make slow (src/sha256.ts).
+    sha256: Sha256,
     ...(options.credentials ? { credentials: options.credentials } : {}),
     // The middleware chain of each command is resolved once (calls go through sendS3, which
     // never passes send() options: those would drop the cache).
